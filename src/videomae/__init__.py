@@ -1,0 +1,18 @@
+"""videomae: VideoMAE inference, pretraining and fine-tuning, compatible with transformers."""
+
+from .config import PRESETS, VideoMAEConfig
+from .masking import (
+    Reconstruction,
+    normalize_patches,
+    patchify,
+    pretraining_targets,
+    random_mask,
+    reconstruct,
+    tube_mask,
+    unnormalize,
+    unpatchify,
+)
+from .modeling import VideoMAEForPreTraining, VideoMAEForVideoClassification, VideoMAEModel
+from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
+
+__version__ = "0.1.0"

@@ -1,0 +1,194 @@
+"""Masks, patches and reconstruction targets: pure functions of tensors and sizes.
+
+Mask convention, used everywhere in this package: `True` = masked = hidden from the encoder
+and predicted by the decoder; `False` = visible. Tokens are ordered (time, height, width);
+pixels inside a token are ordered (tubelet, patch row, patch column, channel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
+
+
+def _check_ratio(mask_ratio: float) -> None:
+    if not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+
+
+def tube_mask(
+    grid_size: tuple[int, int, int],
+    mask_ratio: float,
+    batch_size: int = 1,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Tube masking: one spatial mask per sample, repeated over every temporal slice.
+
+    Exactly `int(mask_ratio * height * width)` tokens are masked in each slice, so every
+    sample masks the same number of tokens (the encoder needs that to batch).
+
+    Returns a bool tensor (batch_size, t * h * w).
+    """
+    _check_ratio(mask_ratio)
+    t, h, w = grid_size
+    per_frame = h * w
+    num_masked = int(mask_ratio * per_frame)
+    noise = torch.rand(batch_size, per_frame, generator=generator)
+    ranks = noise.argsort(dim=1).argsort(dim=1)  # rank of each token's noise, a random permutation
+    frame_mask = ranks < num_masked  # (B, h*w)
+    mask = frame_mask[:, None, :].expand(batch_size, t, per_frame).reshape(batch_size, t * per_frame)
+    return mask.to(device) if device is not None else mask
+
+
+def random_mask(
+    num_patches: int,
+    mask_ratio: float,
+    batch_size: int = 1,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Independent random masking of `int(mask_ratio * num_patches)` tokens per sample.
+
+    Returns a bool tensor (batch_size, num_patches).
+    """
+    _check_ratio(mask_ratio)
+    num_masked = int(mask_ratio * num_patches)
+    noise = torch.rand(batch_size, num_patches, generator=generator)
+    mask = noise.argsort(dim=1).argsort(dim=1) < num_masked
+    return mask.to(device) if device is not None else mask
+
+
+def check_mask(bool_masked_pos: torch.Tensor, batch_size: int, num_patches: int) -> int:
+    """Validate a mask for the encoder and return the number of masked tokens per sample."""
+    if not isinstance(bool_masked_pos, torch.Tensor):
+        raise ValueError(f"bool_masked_pos must be a tensor, got {type(bool_masked_pos).__name__}")
+    if bool_masked_pos.dim() == 1:
+        raise ValueError(f"bool_masked_pos must be (batch, {num_patches}); got shape "
+                         f"{tuple(bool_masked_pos.shape)}: add the batch dimension")
+    if tuple(bool_masked_pos.shape) != (batch_size, num_patches):
+        raise ValueError(f"bool_masked_pos must have shape (batch={batch_size}, num_patches={num_patches}), "
+                         f"got {tuple(bool_masked_pos.shape)}")
+    counts = bool_masked_pos.sum(dim=1)
+    if batch_size and bool((counts != counts[0]).any()):
+        raise ValueError(f"every sample must mask the same number of tokens; bool_masked_pos masks "
+                         f"{counts.tolist()} per sample")
+    return int(counts[0]) if batch_size else 0
+
+
+def patchify(video: torch.Tensor, tubelet_size: int, patch_size: int) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B, N, tubelet * patch * patch * C), tokens in (t, h, w) order."""
+    b, t, c, h, w = video.shape
+    gt, gh, gw = t // tubelet_size, h // patch_size, w // patch_size
+    x = video.reshape(b, gt, tubelet_size, c, gh, patch_size, gw, patch_size)
+    x = x.permute(0, 1, 4, 6, 2, 5, 7, 3)  # (B, gt, gh, gw, tubelet, p, p, C)
+    return x.reshape(b, gt * gh * gw, tubelet_size * patch_size * patch_size * c)
+
+
+def unpatchify(
+    patches: torch.Tensor, grid_size: tuple[int, int, int], tubelet_size: int, patch_size: int
+) -> torch.Tensor:
+    """(B, N, tubelet * patch * patch * C) -> (B, T, C, H, W); the inverse of `patchify`."""
+    b, n, dim = patches.shape
+    gt, gh, gw = grid_size
+    if n != gt * gh * gw:
+        raise ValueError(f"unpatchify: {n} tokens do not fill a {gt}x{gh}x{gw} grid")
+    c = dim // (tubelet_size * patch_size * patch_size)
+    x = patches.reshape(b, gt, gh, gw, tubelet_size, patch_size, patch_size, c)
+    x = x.permute(0, 1, 4, 7, 2, 5, 3, 6)  # (B, gt, tubelet, C, gh, p, gw, p)
+    return x.reshape(b, gt * tubelet_size, c, gh * patch_size, gw * patch_size)
+
+
+def unnormalize(
+    pixel_values: torch.Tensor,
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN,
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD,
+) -> torch.Tensor:
+    """Undo per-channel normalisation of (B, T, C, H, W) pixels, back to [0, 1]."""
+    shape = (1, 1, -1, 1, 1)
+    mean_t = torch.as_tensor(mean, dtype=pixel_values.dtype, device=pixel_values.device).view(shape)
+    std_t = torch.as_tensor(std, dtype=pixel_values.dtype, device=pixel_values.device).view(shape)
+    return pixel_values * std_t + mean_t
+
+
+def _patch_stats(patches: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-patch, per-channel mean and std (unbiased) over the tubelet*p*p values."""
+    b, n, dim = patches.shape
+    x = patches.reshape(b, n, dim // channels, channels)  # (B, N, tubelet*p*p, C)
+    mean = x.mean(dim=-2, keepdim=True)
+    std = x.var(dim=-2, unbiased=True, keepdim=True).sqrt()
+    return x, mean, std
+
+
+def normalize_patches(patches: torch.Tensor, channels: int, eps: float = 1e-6) -> torch.Tensor:
+    """The norm-pixel target: each patch and channel to zero mean and unit (unbiased) std."""
+    x, mean, std = _patch_stats(patches, channels)
+    return ((x - mean) / (std + eps)).reshape(patches.shape)
+
+
+def pretraining_targets(
+    pixel_values: torch.Tensor,
+    bool_masked_pos: torch.Tensor,
+    tubelet_size: int,
+    patch_size: int,
+    norm_pix_loss: bool = True,
+) -> torch.Tensor:
+    """Reconstruction targets for the masked tokens only: (B, num_masked, patch_dim).
+
+    Three-channel inputs are un-normalised with the ImageNet statistics first, as the
+    original recipe and transformers do; other channel counts are used as given.
+    """
+    b, _, c, _, _ = pixel_values.shape
+    frames = unnormalize(pixel_values) if c == 3 else pixel_values
+    patches = patchify(frames, tubelet_size, patch_size)
+    masked = patches[bool_masked_pos].reshape(b, -1, patches.shape[-1])  # (B, Nm, patch_dim)
+    return normalize_patches(masked, c) if norm_pix_loss else masked
+
+
+@dataclass
+class Reconstruction:
+    """Videos (B, T, C, H, W) in [0, 1] pixel space, ready to be shown."""
+
+    original: torch.Tensor
+    masked: torch.Tensor
+    reconstruction: torch.Tensor
+
+
+def reconstruct(
+    pixel_values: torch.Tensor,
+    logits: torch.Tensor,
+    bool_masked_pos: torch.Tensor,
+    tubelet_size: int,
+    patch_size: int,
+    norm_pix_loss: bool = True,
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN,
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD,
+) -> Reconstruction:
+    """Turn decoder output for the masked tokens back into a video a person can look at.
+
+    With `norm_pix_loss` the decoder predicts normalised patches; they are brought back to
+    pixels with each patch's true mean and std, as the original visualisation does. Visible
+    patches are shown as they were; in `masked` the hidden ones are grey.
+    """
+    b, t, c, h, w = pixel_values.shape
+    grid = (t // tubelet_size, h // patch_size, w // patch_size)
+    frames = unnormalize(pixel_values, mean, std) if c == len(mean) else pixel_values
+    patches = patchify(frames.float(), tubelet_size, patch_size)  # (B, N, D)
+    masked_patches = patches[bool_masked_pos].reshape(b, -1, patches.shape[-1])
+    pred = logits.detach().float().reshape(masked_patches.shape)
+    if norm_pix_loss:
+        _, p_mean, p_std = _patch_stats(masked_patches, c)
+        pred = (pred.reshape(b, pred.shape[1], -1, c) * (p_std + 1e-6) + p_mean).reshape(masked_patches.shape)
+    recon = patches.clone()
+    recon[bool_masked_pos] = pred.reshape(-1, patches.shape[-1])
+    grey = patches.clone()
+    grey[bool_masked_pos] = 0.5
+    return Reconstruction(
+        original=frames.float().clamp(0, 1),
+        masked=unpatchify(grey, grid, tubelet_size, patch_size).clamp(0, 1),
+        reconstruction=unpatchify(recon, grid, tubelet_size, patch_size).clamp(0, 1),
+    )

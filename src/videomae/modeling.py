@@ -1,0 +1,430 @@
+"""The VideoMAE model, bottom-up: attention, MLP, block, encoder, decoder, heads.
+
+Numerically the same function as transformers' VideoMAE; the layout inside differs where
+that is faster (one fused qkv projection, SDPA attention, visible-only patch embedding). The
+mapping to transformers' and the original checkpoint names lives in `checkpoint.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .config import VideoMAEConfig
+from .masking import check_mask, pretraining_targets
+from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
+from .pretrained import PreTrainedVideoMAE
+
+_ACT = {
+    "gelu": nn.GELU,
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "gelu_fast": lambda: nn.GELU(approximate="tanh"),
+    "quick_gelu": lambda: _QuickGELU(),
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+}
+
+
+class _QuickGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
+    """Fixed position table (1, num_positions, dim): angle pos / 10000^(2*(j//2)/dim), sin on
+    even j, cos on odd j. Computed in float64 so it equals the reference table."""
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = pos / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    table = torch.where(j.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.float().unsqueeze(0)
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drop the whole residual branch for a random subset of samples."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.rate, self.training)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+# --------------------------------------------------------------------------- layers
+class Attention(nn.Module):
+    """Multi-head self-attention with one fused qkv projection; key has no bias."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool, attn_drop: float, proj_drop: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        if qkv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+        else:
+            self.q_bias = self.v_bias = None
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(
+        self, x: torch.Tensor, head_mask: torch.Tensor | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b, n, c = x.shape
+        bias = None
+        if self.q_bias is not None:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias)
+        qkv = qkv.reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, nh, N, hd)
+        q, k, v = qkv.unbind(0)
+        dropout = self.attn_drop if self.training else 0.0
+        weights = None
+        if need_weights or head_mask is not None:
+            weights = (q @ k.transpose(-2, -1)) * self.scale  # (B, nh, N, N)
+            weights = weights.softmax(dim=-1)
+            weights = F.dropout(weights, dropout, self.training)
+            if head_mask is not None:
+                weights = weights * head_mask
+            out = weights @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        out = out.transpose(1, 2).reshape(b, n, c)  # (B, N, nh*hd)
+        return self.proj_drop(self.proj(out)), (weights if need_weights else None)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int, act: str, drop: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = _ACT[act]()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.act(self.fc1(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x))."""
+
+    def __init__(self, config: VideoMAEConfig, dim: int, heads: int, mlp_dim: int, drop_path_rate: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.attn = Attention(dim, heads, config.qkv_bias, config.attention_probs_dropout_prob,
+                              config.hidden_dropout_prob)
+        self.drop_path1 = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.mlp = Mlp(dim, mlp_dim, config.hidden_act, config.hidden_dropout_prob)
+        self.drop_path2 = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+
+    def forward(
+        self, x: torch.Tensor, head_mask: torch.Tensor | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_out, weights = self.attn(self.norm1(x), head_mask, need_weights)
+        x = x + self.drop_path1(attn_out)
+        x = x + self.drop_path2(self.mlp(self.norm2(x)))
+        return x, weights
+
+
+def run_blocks(
+    blocks: nn.ModuleList,
+    x: torch.Tensor,
+    head_mask: torch.Tensor | None,
+    output_attentions: bool,
+    output_hidden_states: bool,
+    use_checkpoint: bool,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+    """Run a stack of blocks, collecting hidden states (input first) and attention maps."""
+    hidden: list[torch.Tensor] = [x] if output_hidden_states else []
+    attentions: list[torch.Tensor] = []
+    for i, block in enumerate(blocks):
+        layer_mask = head_mask[i] if head_mask is not None else None
+        if use_checkpoint and torch.is_grad_enabled():
+            x, weights = checkpoint(block, x, layer_mask, output_attentions, use_reentrant=False)
+        else:
+            x, weights = block(x, layer_mask, output_attentions)
+        if output_hidden_states:
+            hidden.append(x)
+        if output_attentions:
+            attentions.append(weights)
+    return x, (tuple(hidden) if output_hidden_states else None), (tuple(attentions) if output_attentions else None)
+
+
+# --------------------------------------------------------------------------- encoder
+class PatchEmbed(nn.Module):
+    """Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch)."""
+
+    def __init__(self, config: VideoMAEConfig) -> None:
+        super().__init__()
+        t, p = config.tubelet_size, config.patch_size
+        self.proj = nn.Conv3d(config.num_channels, config.hidden_size, kernel_size=(t, p, p), stride=(t, p, p))
+
+    def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, N or N_visible, D). With a mask, only visible tubelets are
+        projected: the convolution is a matrix product on patchified pixels, so gather first."""
+        weight = self.proj.weight  # (D, C, t, p, p)
+        d, c, t, p, _ = weight.shape
+        b, frames, _, h, w = pixel_values.shape
+        if bool_masked_pos is None:
+            x = self.proj(pixel_values.transpose(1, 2))  # (B, D, T/t, H/p, W/p)
+            return x.flatten(2).transpose(1, 2)
+        x = pixel_values.reshape(b, frames // t, t, c, h // p, p, w // p, p)
+        x = x.permute(0, 1, 4, 6, 3, 2, 5, 7)  # (B, gt, gh, gw, C, t, p, p): the conv weight's order
+        x = x.reshape(b, -1, c * t * p * p)[~bool_masked_pos].reshape(b, -1, c * t * p * p)
+        return F.linear(x, weight.reshape(d, -1), self.proj.bias)
+
+
+class VideoMAEModel(PreTrainedVideoMAE):
+    """The encoder. Returns token features; `bool_masked_pos` drops masked tokens."""
+
+    def __init__(self, config: VideoMAEConfig) -> None:
+        super().__init__(config)
+        self.patch_embed = PatchEmbed(config)
+        self.register_buffer("position_embeddings", sinusoid_table(config.num_patches, config.hidden_size),
+                             persistent=False)
+        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        self.blocks = nn.ModuleList(
+            Block(config, config.hidden_size, config.num_attention_heads, config.intermediate_size, rate)
+            for rate in rates
+        )
+        self.norm = None if config.use_mean_pooling else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def check_pixels(self, pixel_values: torch.Tensor) -> None:
+        c = self.config
+        height, width = c.image_hw
+        expected = f"(batch, {c.num_frames}, {c.num_channels}, {height}, {width})"
+        if not isinstance(pixel_values, torch.Tensor):
+            raise ValueError(f"pixel_values must be a tensor {expected}, got {type(pixel_values).__name__}")
+        if pixel_values.dim() != 5:
+            raise ValueError(f"pixel_values must have 5 dimensions {expected}, got shape {tuple(pixel_values.shape)}")
+        if not pixel_values.is_floating_point():
+            raise ValueError(f"pixel_values must be floating point (normalised pixels), got {pixel_values.dtype}")
+        _, t, ch, h, w = pixel_values.shape
+        if ch != c.num_channels:
+            raise ValueError(f"pixel_values has {ch} channels, the model expects {c.num_channels}: "
+                             f"shape {tuple(pixel_values.shape)}, expected {expected}")
+        if t != c.num_frames:
+            raise ValueError(f"pixel_values has {t} frames, the model expects {c.num_frames}: "
+                             f"shape {tuple(pixel_values.shape)}, expected {expected}")
+        if (h, w) != (height, width):
+            raise ValueError(f"pixel_values frames are {h}x{w}, the model expects {height}x{width}: "
+                             f"shape {tuple(pixel_values.shape)}, expected {expected}")
+
+    def _head_mask(self, head_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Broadcast (heads,) or (layers, heads) to (layers, 1, heads, 1, 1), as transformers does."""
+        if head_mask is None:
+            return None
+        layers, heads = self.config.num_hidden_layers, self.config.num_attention_heads
+        if head_mask.dim() == 1:
+            head_mask = head_mask[None].expand(layers, -1)
+        if tuple(head_mask.shape) != (layers, heads):
+            raise ValueError(f"head_mask must have shape ({heads},) or ({layers}, {heads}), "
+                             f"got {tuple(head_mask.shape)}")
+        return head_mask[:, None, :, None, None].to(self.dtype)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutput | tuple:
+        self.check_pixels(pixel_values)
+        b = pixel_values.shape[0]
+        mask = None
+        if bool_masked_pos is not None:
+            check_mask(bool_masked_pos, b, self.config.num_patches)
+            mask = bool_masked_pos.to(pixel_values.device, torch.bool)
+        x = self.patch_embed(pixel_values, mask)  # (B, N or N_visible, D)
+        pos = self.position_embeddings.to(x.dtype).expand(b, -1, -1)
+        if mask is not None:
+            pos = pos[~mask].reshape(b, -1, x.shape[-1])
+        x = x + pos
+        x, hidden, attentions = run_blocks(self.blocks, x, self._head_mask(head_mask), bool(output_attentions),
+                                           bool(output_hidden_states), self.gradient_checkpointing)
+        if self.norm is not None:
+            x = self.norm(x)
+        out = BaseModelOutput(last_hidden_state=x, hidden_states=hidden, attentions=attentions)
+        return out if return_dict is not False else out.to_tuple()
+
+
+# --------------------------------------------------------------------------- pretraining
+class VideoMAEDecoder(nn.Module):
+    """Light decoder: blocks, a norm, and a head to pixels of one tubelet."""
+
+    def __init__(self, config: VideoMAEConfig) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            Block(config, config.decoder_hidden_size, config.decoder_num_attention_heads,
+                  config.decoder_intermediate_size, 0.0)
+            for _ in range(config.decoder_num_hidden_layers)
+        )
+        self.norm = nn.LayerNorm(config.decoder_hidden_size)
+        self.head = nn.Linear(config.decoder_hidden_size, config.patch_dim)
+        self.gradient_checkpointing = False
+
+    def forward(self, x: torch.Tensor, num_masked: int) -> torch.Tensor:
+        """(B, N, Dd) with masked tokens last -> (B, num_masked, patch_dim)."""
+        x, _, _ = run_blocks(self.blocks, x, None, False, False, self.gradient_checkpointing)
+        return self.head(self.norm(x[:, -num_masked:]))
+
+
+class VideoMAEForPreTraining(PreTrainedVideoMAE):
+    """Encoder + decoder; the loss is MSE on the pixels of the masked tubelets."""
+
+    def __init__(self, config: VideoMAEConfig) -> None:
+        super().__init__(config)
+        self.videomae = VideoMAEModel(config)
+        self.encoder_to_decoder = nn.Linear(config.hidden_size, config.decoder_hidden_size, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
+        self.register_buffer("position_embeddings",
+                             sinusoid_table(config.num_patches, config.decoder_hidden_size), persistent=False)
+        self.decoder = VideoMAEDecoder(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> VideoMAEForPreTrainingOutput | tuple:
+        if bool_masked_pos is None:
+            raise ValueError("VideoMAEForPreTraining needs bool_masked_pos (batch, num_patches): which tokens "
+                             "to hide and reconstruct; see videomae.tube_mask")
+        outputs = self.videomae(pixel_values, bool_masked_pos, head_mask, output_attentions,
+                                output_hidden_states, return_dict=True)
+        b = pixel_values.shape[0]
+        mask = bool_masked_pos.to(pixel_values.device, torch.bool)
+        x = self.encoder_to_decoder(outputs.last_hidden_state)  # (B, N_visible, Dd)
+        dim = x.shape[-1]
+        pos = self.position_embeddings.to(x.dtype).expand(b, -1, -1)
+        pos_visible = pos[~mask].reshape(b, -1, dim)
+        pos_masked = pos[mask].reshape(b, -1, dim)  # (B, N_masked, Dd)
+        x = torch.cat([x + pos_visible, self.mask_token.to(x.dtype) + pos_masked], dim=1)
+        logits = self.decoder(x, pos_masked.shape[1])
+        with torch.no_grad():
+            targets = pretraining_targets(pixel_values, mask, self.config.tubelet_size, self.config.patch_size,
+                                          self.config.norm_pix_loss)
+        loss = F.mse_loss(logits.float(), targets.float())
+        out = VideoMAEForPreTrainingOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                           attentions=outputs.attentions)
+        return out if return_dict is not False else out.to_tuple()
+
+
+# --------------------------------------------------------------------------- classification
+class VideoMAEForVideoClassification(PreTrainedVideoMAE):
+    """Encoder + pooling + a linear classifier (mean of tokens through fc_norm, or token 0)."""
+
+    def __init__(self, config: VideoMAEConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.videomae = VideoMAEModel(config)
+        self.fc_norm = nn.LayerNorm(config.hidden_size) if config.use_mean_pooling else None
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def forward_features(self, pixel_values: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, BaseModelOutput]:
+        """Pooled features (B, hidden_size) fed to the classifier, and the encoder outputs."""
+        outputs = self.videomae(pixel_values, return_dict=True, **kwargs)
+        tokens = outputs.last_hidden_state
+        pooled = self.fc_norm(tokens.mean(dim=1)) if self.fc_norm is not None else tokens[:, 0]
+        return pooled, outputs
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
+        pooled, outputs = self.forward_features(pixel_values, head_mask=head_mask, output_attentions=output_attentions,
+                                                output_hidden_states=output_hidden_states)
+        logits = self.classifier(pooled)
+        loss = self.loss(logits, labels) if labels is not None else None
+        out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                    attentions=outputs.attentions)
+        return out if return_dict is not False else out.to_tuple()
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Regression, single-label or multi-label loss, chosen as transformers chooses it."""
+        n = self.config.num_labels
+        labels = labels.to(logits.device)
+        problem = self.config.problem_type
+        if problem is None:
+            if n == 1:
+                problem = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                problem = "single_label_classification"
+            else:
+                problem = "multi_label_classification"
+            self.config.problem_type = problem
+        if problem == "regression":
+            return F.mse_loss(logits.squeeze(), labels.squeeze()) if n == 1 else F.mse_loss(logits, labels)
+        if problem == "single_label_classification":
+            flat = labels.reshape(-1)
+            bad = (flat != -100) & ((flat < 0) | (flat >= n))
+            if bool(bad.any()):
+                raise ValueError(f"labels must be in [0, {n}) (or -100 to ignore); got {flat[bad].tolist()}")
+            return F.cross_entropy(logits.reshape(-1, n), flat)
+        if tuple(labels.shape) != tuple(logits.shape):
+            raise ValueError(f"multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def init_weights(module: nn.Module, config: VideoMAEConfig, prefix: str = "") -> None:
+    """The original recipe's initialisation: xavier-uniform linears and patch projection,
+    unit layer norms, truncated-normal mask token and classifier. `prefix` is the module's
+    name inside the model."""
+    for name, m in module.named_modules(prefix=prefix):
+        if isinstance(m, nn.Linear):
+            if name.endswith("classifier"):
+                nn.init.trunc_normal_(m.weight, std=config.initializer_range)
+            else:
+                nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv3d):
+            w = m.weight
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, Attention) and m.q_bias is not None:
+            nn.init.zeros_(m.q_bias)
+            nn.init.zeros_(m.v_bias)
+    mask_token = getattr(module, "mask_token", None)
+    if isinstance(mask_token, nn.Parameter):
+        nn.init.trunc_normal_(mask_token, std=config.initializer_range)
+
+
+__all__ = ["VideoMAEModel", "VideoMAEForPreTraining", "VideoMAEForVideoClassification", "sinusoid_table",
+           "init_weights"]
