@@ -20,7 +20,6 @@ def _hub_error(name: str) -> type[BaseException]:
 
 
 _ENTRY_NOT_FOUND = _hub_error("EntryNotFoundError")
-_LOCAL_NOT_FOUND = _hub_error("LocalEntryNotFoundError")
 _REPO_NOT_FOUND = _hub_error("RepositoryNotFoundError")
 _REVISION_NOT_FOUND = _hub_error("RevisionNotFoundError")
 _VALIDATION = _hub_error("HFValidationError")
@@ -58,7 +57,7 @@ def resolve_file(
         return None
     if path.exists():
         raise FileNotFoundError(f"{path}: expected a folder holding {filename}, found a file")
-    name = str(name_or_path)
+    name = os.fspath(name_or_path)
     if not _REPO_ID.match(name):
         raise FileNotFoundError(f"{name}: no such file or folder (and not a hub repo id)")
     try:
@@ -72,13 +71,11 @@ def resolve_file(
         if required:
             raise FileNotFoundError(f"hub repo {name!r} has no file {filename}") from None
         return None
-    except _LOCAL_NOT_FOUND:
+    except (_REPO_NOT_FOUND, _REVISION_NOT_FOUND, _VALIDATION) as err:
+        raise FileNotFoundError(f"{name!r} is neither a local path nor a hub repo id: {err}") from None
+    except OSError as err:  # no network, offline mode, file not in the cache
         raise OSError(
             f"{name!r} is not a local folder and could not be fetched from the Hugging Face hub "
             f"(offline, or not in the local cache): download it where there is network, or pass a "
-            f"local folder"
+            f"local folder [{type(err).__name__}]"
         ) from None
-    except (_REPO_NOT_FOUND, _REVISION_NOT_FOUND, _VALIDATION) as err:
-        raise FileNotFoundError(f"{name!r} is neither a local path nor a hub repo id: {err}") from None
-    except OSError as err:  # connection errors
-        raise OSError(f"{name!r}: could not reach the Hugging Face hub ({err})") from None

@@ -6,7 +6,8 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Iterator
 
 import torch
 from safetensors.torch import save_file
@@ -169,6 +170,7 @@ class PreTrainedVideoMAE(nn.Module):
         `ignore_mismatched_sizes=True`.
         """
         source = Path(pretrained_model_name_or_path)
+        name = os.fspath(pretrained_model_name_or_path)
         hub = dict(revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only)
         if source.is_file():
             weights_path = source
@@ -177,17 +179,17 @@ class PreTrainedVideoMAE(nn.Module):
         elif source.is_dir():
             weights_path = ckpt.find_weights(source)
             config_path = resolve_file(source, CONFIG_NAME, required=config is None)
-        elif str(source).endswith(_WEIGHT_SUFFIXES):
-            raise FileNotFoundError(f"{source}: no such checkpoint file")
+        elif name.endswith(_WEIGHT_SUFFIXES):
+            raise FileNotFoundError(f"{name}: no such checkpoint file")
         else:
-            config_path = resolve_file(str(source), CONFIG_NAME, required=config is None, **hub)
+            config_path = resolve_file(name, CONFIG_NAME, required=config is None, **hub)
             weights_path = None
-            for name in ckpt.WEIGHT_NAMES:
-                weights_path = resolve_file(str(source), name, required=False, **hub)
+            for weights_name in ckpt.WEIGHT_NAMES:
+                weights_path = resolve_file(name, weights_name, required=False, **hub)
                 if weights_path is not None:
                     break
             if weights_path is None:
-                raise FileNotFoundError(f"hub repo {str(source)!r} has none of {', '.join(ckpt.WEIGHT_NAMES)}")
+                raise FileNotFoundError(f"hub repo {name!r} has none of {', '.join(ckpt.WEIGHT_NAMES)}")
         raw = ckpt.read_weights(weights_path)
         state, layout = ckpt.to_internal(raw)
 

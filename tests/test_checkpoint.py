@@ -1,0 +1,213 @@
+"""Checkpoints: layouts (transformers 4.x / 5.x, original .pth), shards, .bin, heads, unsafe files."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import videomae
+from reference import compare_outputs, randomize, tiny, transformers_config
+from videomae import checkpoint as ckpt
+
+transformers = pytest.importorskip("transformers")
+
+
+def _pixels(cfg: dict, batch: int = 2):
+    g = torch.Generator().manual_seed(3)
+    config = videomae.VideoMAEConfig(**cfg)
+    pixels = torch.randn(batch, config.num_frames, 3, *config.image_hw, generator=g)
+    return pixels, videomae.tube_mask(config.grid_size, 0.75, batch, generator=g)
+
+
+def _reference(name: str, cfg: dict, folder, **save):
+    model = randomize(getattr(transformers, name)(transformers_config(**cfg)).eval())
+    model.save_pretrained(folder, **save)
+    return model
+
+
+def test_transformers_5x_key_names_load(tmp_path):
+    """5.x stores q/v biases as query.bias / value.bias; rewrite a file that way and load it."""
+    cfg = tiny()
+    theirs = _reference("VideoMAEForVideoClassification", cfg, tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    renamed = {k.replace("attention.attention.q_bias", "attention.attention.query.bias")
+               .replace("attention.attention.v_bias", "attention.attention.value.bias"): v for k, v in state.items()}
+    assert any(k.endswith("query.bias") for k in renamed)
+    save_file(renamed, str(tmp_path / "model.safetensors"))
+    ours = videomae.VideoMAEForVideoClassification.from_pretrained(tmp_path)
+    pixels, _ = _pixels(cfg)
+    compare_outputs(ours(pixels), theirs(pixel_values=pixels))
+
+
+def test_we_write_4x_names_that_both_versions_read(tmp_path):
+    videomae.VideoMAEForPreTraining(videomae.VideoMAEConfig(**tiny())).save_pretrained(tmp_path)
+    keys = set(load_file(tmp_path / "model.safetensors"))
+    assert "videomae.encoder.layer.0.attention.attention.q_bias" in keys
+    assert "videomae.encoder.layer.0.attention.attention.key.weight" in keys
+    assert "decoder.decoder_layers.1.attention.attention.v_bias" in keys
+    assert "mask_token" in keys and "encoder_to_decoder.weight" in keys
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_sharded_checkpoints_both_ways(tmp_path, safe):
+    cfg = tiny()
+    theirs = _reference("VideoMAEForPreTraining", cfg, tmp_path / "t", max_shard_size="20KB",
+                        safe_serialization=safe) if safe else None
+    pixels, mask = _pixels(cfg)
+    if theirs is not None:
+        assert len(list((tmp_path / "t").glob("model-*.safetensors"))) > 1
+        ours = videomae.VideoMAEForPreTraining.from_pretrained(tmp_path / "t")
+        compare_outputs(ours(pixels, mask), theirs(pixel_values=pixels, bool_masked_pos=mask))
+    ours = randomize(videomae.VideoMAEForPreTraining(videomae.VideoMAEConfig(**cfg)).eval())
+    ours.save_pretrained(tmp_path / "o", safe_serialization=safe, max_shard_size="20KB")
+    index = "model.safetensors.index.json" if safe else "pytorch_model.bin.index.json"
+    assert (tmp_path / "o" / index).is_file()
+    back = transformers.VideoMAEForPreTraining.from_pretrained(tmp_path / "o").eval()
+    compare_outputs(ours(pixels, mask), back(pixel_values=pixels, bool_masked_pos=mask))
+    again = videomae.VideoMAEForPreTraining.from_pretrained(tmp_path / "o")
+    compare_outputs(again(pixels, mask), ours(pixels, mask), tol=0.0)
+
+
+def test_bin_checkpoint_from_transformers(tmp_path):
+    cfg = tiny()
+    theirs = _reference("VideoMAEModel", cfg, tmp_path)
+    # transformers 5 writes safetensors only; a 4.x-era .bin holds the same tensors pickled
+    torch.save(load_file(tmp_path / "model.safetensors"), tmp_path / "pytorch_model.bin")
+    (tmp_path / "model.safetensors").unlink()
+    ours = videomae.VideoMAEModel.from_pretrained(tmp_path)
+    pixels, _ = _pixels(cfg)
+    compare_outputs(ours(pixels), theirs(pixel_values=pixels))
+
+
+def _original_file(model_name: str, cfg: dict, path, wrap: str = "model"):
+    """An original-layout .pth made from a transformers model by the inverse key mapping."""
+    theirs = randomize(getattr(transformers, model_name)(transformers_config(**cfg)).eval())
+    internal, layout = ckpt.to_internal(theirs.state_dict())
+    assert layout == "transformers"
+    original = ckpt.to_original(internal)
+    if wrap == "module":
+        original = {"module." + k: v for k, v in original.items()}
+    torch.save({wrap: original, "epoch": 799, "args": argparse.Namespace(model="pretrain_videomae")}, path)
+    return theirs, original
+
+
+@pytest.mark.parametrize("wrap", ["model", "module"])
+def test_original_pretraining_checkpoint(tmp_path, wrap):
+    cfg = tiny(use_mean_pooling=False, layer_norm_eps=1e-6)
+    theirs, original = _original_file("VideoMAEForPreTraining", cfg, tmp_path / "checkpoint.pth", wrap)
+    assert any(k.endswith("encoder.blocks.0.attn.qkv.weight") for k in original)
+    ours = videomae.VideoMAEForPreTraining.from_pretrained(
+        tmp_path / "checkpoint.pth", num_frames=4, image_size=32, num_attention_heads=4,
+        decoder_num_attention_heads=2)
+    assert ours.config.use_mean_pooling is False and ours.config.decoder_hidden_size == 16
+    pixels, mask = _pixels(cfg)
+    compare_outputs(ours(pixels, mask), theirs(pixel_values=pixels, bool_masked_pos=mask))
+
+
+def test_original_finetuned_checkpoint(tmp_path):
+    cfg = tiny(num_labels=5, layer_norm_eps=1e-6)
+    theirs, original = _original_file("VideoMAEForVideoClassification", cfg, tmp_path / "ft.pth")
+    assert "head.weight" in original and "fc_norm.weight" in original
+    ours = videomae.VideoMAEForVideoClassification.from_pretrained(
+        tmp_path / "ft.pth", num_frames=4, image_size=32, num_attention_heads=4)
+    assert ours.config.num_labels == 5 and ours.config.use_mean_pooling
+    pixels, _ = _pixels(cfg)
+    compare_outputs(ours(pixels), theirs(pixel_values=pixels))
+
+
+def test_original_config_inference_for_published_widths():
+    state = {"videomae.patch_embed.proj.weight": torch.zeros(384, 3, 2, 16, 16),
+             "videomae.blocks.0.mlp.fc1.weight": torch.zeros(1536, 384),
+             "videomae.blocks.0.attn.q_bias": torch.zeros(384),
+             "classifier.weight": torch.zeros(174, 384)}
+    fields = ckpt.infer_config_fields(state)
+    assert fields["num_attention_heads"] == 6 and fields["num_labels"] == 174
+    assert fields["tubelet_size"] == 2 and fields["patch_size"] == 16 and fields["use_mean_pooling"]
+
+
+def test_classifier_from_pretraining_checkpoint_reinitialises_head(tmp_path, caplog):
+    cfg = tiny()
+    _reference("VideoMAEForPreTraining", cfg, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        model, info = videomae.VideoMAEForVideoClassification.from_pretrained(
+            tmp_path, num_labels=7, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight", "fc_norm.bias", "fc_norm.weight"]
+    assert "mask_token" in info["unexpected_keys"]
+    assert "classifier.weight" in caplog.text and "newly initialised" in caplog.text
+    assert model.classifier.weight.shape == (7, 32)
+    assert torch.all(model.fc_norm.weight == 1) and model.classifier.weight.std() < 0.1
+
+
+def test_new_num_labels_needs_ignore_mismatched_sizes(tmp_path):
+    _reference("VideoMAEForVideoClassification", tiny(num_labels=3), tmp_path)
+    with pytest.raises(ValueError, match=r"classifier.weight: checkpoint \(3, 32\), model \(5, 32\).*ignore_mismatched"):
+        videomae.VideoMAEForVideoClassification.from_pretrained(tmp_path, num_labels=5)
+    model, info = videomae.VideoMAEForVideoClassification.from_pretrained(
+        tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True)
+    assert model.config.num_labels == 5
+    assert [m[0] for m in info["mismatched_keys"]] == ["classifier.bias", "classifier.weight"]
+
+
+def test_backbone_loads_from_head_checkpoint_and_back(tmp_path):
+    cfg = tiny()
+    theirs = _reference("VideoMAEForVideoClassification", cfg, tmp_path / "cls")
+    backbone = videomae.VideoMAEModel.from_pretrained(tmp_path / "cls")
+    pixels, _ = _pixels(cfg)
+    compare_outputs(backbone(pixels), theirs.videomae(pixel_values=pixels))
+    backbone.save_pretrained(tmp_path / "bb")
+    assert "encoder.layer.0.attention.attention.q_bias" in load_file(tmp_path / "bb" / "model.safetensors")
+    ref = transformers.VideoMAEModel.from_pretrained(tmp_path / "bb")
+    compare_outputs(backbone(pixels), ref(pixel_values=pixels))
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "payload": Evil()}, path)
+    with pytest.raises(ValueError, match="evil.pth: refused to load"):
+        videomae.VideoMAEModel.from_pretrained(path)
+    assert not marker.exists()
+
+
+def test_truncated_safetensors_is_a_clear_error(tmp_path):
+    videomae.VideoMAEModel(videomae.VideoMAEConfig(**tiny())).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file"):
+        videomae.VideoMAEModel.from_pretrained(tmp_path)
+
+
+def test_missing_paths_and_offline_hub_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
+        videomae.VideoMAEModel.from_pretrained(tmp_path / "nope.pth")
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        videomae.VideoMAEModel.from_pretrained("./does/not/exist")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no weights found"):
+        videomae.VideoMAEModel.from_pretrained(tmp_path / "empty")
+    with pytest.raises(OSError, match="offline, or not in the local cache"):
+        videomae.VideoMAEModel.from_pretrained("MCG-NJU/videomae-base", local_files_only=True,
+                                               cache_dir=tmp_path / "cache")
+
+
+def test_unrecognised_keys_are_a_clear_error(tmp_path):
+    save_file({"foo.weight": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
+    videomae.VideoMAEConfig(**tiny()).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="unrecognised checkpoint layout"):
+        videomae.VideoMAEModel.from_pretrained(tmp_path)
+
+
+def test_dtype_and_device_helpers(tmp_path):
+    videomae.VideoMAEModel(videomae.VideoMAEConfig(**tiny())).save_pretrained(tmp_path)
+    model = videomae.VideoMAEModel.from_pretrained(tmp_path, torch_dtype="bfloat16")
+    assert model.dtype == torch.bfloat16 and model.device.type == "cpu" and not model.training

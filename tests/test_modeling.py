@@ -1,0 +1,218 @@
+"""Our models against transformers on the same weights: outputs, hidden states, attentions, losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import videomae
+from reference import CONFIGS, MODEL_CLASSES, compare_outputs, randomize, tiny, transformers_config
+
+transformers = pytest.importorskip("transformers")
+
+
+def _inputs(cfg: dict, batch: int = 2, seed: int = 1):
+    config = videomae.VideoMAEConfig(**cfg)
+    g = torch.Generator().manual_seed(seed)
+    h, w = config.image_hw
+    pixels = torch.randn(batch, config.num_frames, config.num_channels, h, w, generator=g)
+    mask = videomae.tube_mask(config.grid_size, 0.5, batch, generator=g)
+    return config, pixels, mask
+
+
+def _call(model, name: str, pixels, mask, labels=None):
+    kwargs = dict(pixel_values=pixels, output_hidden_states=True, output_attentions=True)
+    if name == "VideoMAEForPreTraining":
+        kwargs["bool_masked_pos"] = mask
+    if name == "VideoMAEForVideoClassification" and labels is not None:
+        kwargs["labels"] = labels
+    with torch.no_grad():
+        return model(**kwargs)
+
+
+def _skip_unsupported(name: str, cfg: dict) -> None:
+    if name == "VideoMAEForPreTraining" and cfg.get("num_channels", 3) != 3 and cfg.get("norm_pix_loss") is False:
+        pytest.skip("transformers cannot un-normalise non-RGB targets")
+
+
+@pytest.mark.parametrize("name", MODEL_CLASSES)
+@pytest.mark.parametrize("variant", list(CONFIGS))
+def test_transformers_checkpoint_loads_with_equal_outputs(tmp_path, name, variant):
+    cfg = tiny(**CONFIGS[variant])
+    _skip_unsupported(name, cfg)
+    theirs = randomize(getattr(transformers, name)(transformers_config(**cfg)).eval())
+    theirs.save_pretrained(tmp_path)
+    ours = getattr(videomae, name).from_pretrained(tmp_path)
+    _, pixels, mask = _inputs(cfg)
+    labels = torch.tensor([0, 1])
+    compare_outputs(_call(ours, name, pixels, mask, labels), _call(theirs, name, pixels, mask, labels))
+
+
+@pytest.mark.parametrize("name", MODEL_CLASSES)
+@pytest.mark.parametrize("variant", ["default", "no_mean_pooling", "no_qkv_bias", "non_square", "six_frames"])
+def test_our_checkpoint_loads_in_transformers_with_equal_outputs(tmp_path, name, variant):
+    cfg = tiny(**CONFIGS[variant])
+    ours = randomize(getattr(videomae, name)(videomae.VideoMAEConfig(**cfg, drop_path_rate=0.1)).eval())
+    ours.save_pretrained(tmp_path)
+    theirs = getattr(transformers, name).from_pretrained(tmp_path, attn_implementation="eager").eval()
+    _, pixels, mask = _inputs(cfg)
+    compare_outputs(_call(ours, name, pixels, mask), _call(theirs, name, pixels, mask))
+
+
+@pytest.mark.parametrize("problem,labels", [
+    ("single", torch.tensor([2, 0])),
+    ("multi", torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])),
+])
+def test_classification_losses_match(tmp_path, problem, labels):
+    cfg = tiny(num_labels=3)
+    theirs = randomize(transformers.VideoMAEForVideoClassification(transformers_config(**cfg)).eval())
+    theirs.save_pretrained(tmp_path)
+    ours = videomae.VideoMAEForVideoClassification.from_pretrained(tmp_path)
+    _, pixels, _ = _inputs(cfg)
+    a = ours(pixels, labels=labels)
+    b = theirs(pixel_values=pixels, labels=labels)
+    compare_outputs(a, b)
+    expected = "single_label_classification" if problem == "single" else "multi_label_classification"
+    assert ours.config.problem_type == expected
+
+
+def test_regression_loss_matches(tmp_path):
+    cfg = tiny(num_labels=1)
+    theirs = randomize(transformers.VideoMAEForVideoClassification(transformers_config(**cfg)).eval())
+    theirs.save_pretrained(tmp_path)
+    ours = videomae.VideoMAEForVideoClassification.from_pretrained(tmp_path)
+    _, pixels, _ = _inputs(cfg)
+    labels = torch.tensor([0.5, -1.0])
+    compare_outputs(ours(pixels, labels=labels), theirs(pixel_values=pixels, labels=labels))
+    assert ours.config.problem_type == "regression"
+
+
+def test_head_mask_matches_transformers_4x_semantics():
+    """transformers 5 dropped head_mask; 4.x multiplied attention probabilities by it."""
+    cfg = videomae.VideoMAEConfig(**tiny())
+    model = randomize(videomae.VideoMAEModel(cfg)).eval()
+    _, pixels, _ = _inputs(tiny())
+    full = model(pixels, output_attentions=True)
+    head_mask = torch.ones(cfg.num_hidden_layers, cfg.num_attention_heads)
+    same = model(pixels, head_mask=head_mask)
+    torch.testing.assert_close(same.last_hidden_state, full.last_hidden_state, rtol=1e-5, atol=1e-5)
+    head_mask[0, 1] = 0.0
+    masked = model(pixels, head_mask=head_mask, output_attentions=True)
+    assert torch.all(masked.attentions[0][:, 1] == 0)
+    assert not torch.allclose(masked.last_hidden_state, full.last_hidden_state)
+
+
+def test_return_dict_false_gives_tuples():
+    cfg = videomae.VideoMAEConfig(**tiny())
+    model = videomae.VideoMAEForVideoClassification(cfg).eval()
+    _, pixels, _ = _inputs(tiny())
+    out = model(pixels, labels=torch.tensor([0, 1]), return_dict=False)
+    assert isinstance(out, tuple) and len(out) == 2
+    as_dict = model(pixels, labels=torch.tensor([0, 1]))
+    torch.testing.assert_close(out[1], as_dict.logits)
+    assert as_dict[0] is as_dict.loss and as_dict["logits"] is as_dict.logits
+
+
+def test_sdpa_path_equals_explicit_path():
+    cfg = videomae.VideoMAEConfig(**tiny())
+    model = randomize(videomae.VideoMAEModel(cfg)).eval()
+    _, pixels, mask = _inputs(tiny())
+    fast = model(pixels, bool_masked_pos=mask).last_hidden_state
+    explicit = model(pixels, bool_masked_pos=mask, output_attentions=True).last_hidden_state
+    torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_embedding_equals_full_embedding_then_gather():
+    """The visible-only patch projection must equal projecting everything and dropping tokens."""
+    cfg = videomae.VideoMAEConfig(**tiny())
+    model = randomize(videomae.VideoMAEModel(cfg))
+    _, pixels, mask = _inputs(tiny())
+    full = model.patch_embed(pixels, None)
+    visible = model.patch_embed(pixels, mask)
+    torch.testing.assert_close(visible, full[~mask].reshape(2, -1, cfg.hidden_size), rtol=1e-5, atol=1e-5)
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    cfg = videomae.VideoMAEConfig(**tiny())
+    _, pixels, mask = _inputs(tiny())
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = videomae.VideoMAEForPreTraining(cfg)
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model(pixels, mask).loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+def test_drop_path_is_active_in_training_only():
+    cfg = videomae.VideoMAEConfig(**tiny(), drop_path_rate=0.5)
+    model = videomae.VideoMAEModel(cfg)
+    rates = [b.drop_path1.rate for b in model.blocks[1:]]
+    assert isinstance(model.blocks[0].drop_path1, torch.nn.Identity)  # first block's rate is 0
+    assert rates[-1] == pytest.approx(0.5)
+    _, pixels, _ = _inputs(tiny())
+    model.eval()
+    a, b = model(pixels).last_hidden_state, model(pixels).last_hidden_state
+    torch.testing.assert_close(a, b)
+    model.train()
+    torch.manual_seed(0)
+    c = model(pixels).last_hidden_state
+    assert not torch.allclose(a, c)
+
+
+def test_backward_reaches_every_parameter():
+    cfg = videomae.VideoMAEConfig(**tiny())
+    _, pixels, mask = _inputs(tiny())
+    model = videomae.VideoMAEForPreTraining(cfg)
+    model(pixels, mask).loss.backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None]
+    assert unused == []
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def small_models():
+    cfg = videomae.VideoMAEConfig(**tiny())
+    return cfg, videomae.VideoMAEModel(cfg).eval(), videomae.VideoMAEForPreTraining(cfg).eval()
+
+
+@pytest.mark.parametrize("shape,message", [
+    ((4, 3, 32, 32), "5 dimensions"),
+    ((1, 4, 1, 32, 32), "1 channels"),
+    ((1, 6, 3, 32, 32), "6 frames"),
+    ((1, 4, 3, 32, 40), "32x40"),
+])
+def test_wrong_pixel_shapes_are_named(small_models, shape, message):
+    _, model, _ = small_models
+    with pytest.raises(ValueError, match=message):
+        model(torch.zeros(shape))
+
+
+def test_integer_pixels_are_refused(small_models):
+    _, model, _ = small_models
+    with pytest.raises(ValueError, match="floating point"):
+        model(torch.zeros(1, 4, 3, 32, 32, dtype=torch.uint8))
+
+
+def test_bad_masks_are_named(small_models):
+    cfg, model, pretrain = small_models
+    pixels = torch.zeros(2, 4, 3, 32, 32)
+    with pytest.raises(ValueError, match="shape"):
+        model(pixels, bool_masked_pos=torch.zeros(2, cfg.num_patches - 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match="batch dimension"):
+        model(pixels, bool_masked_pos=torch.zeros(cfg.num_patches, dtype=torch.bool))
+    unequal = torch.zeros(2, cfg.num_patches, dtype=torch.bool)
+    unequal[0, :3] = True
+    unequal[1, :5] = True
+    with pytest.raises(ValueError, match=r"same number of tokens.*\[3, 5\]"):
+        model(pixels, bool_masked_pos=unequal)
+    with pytest.raises(ValueError, match="needs bool_masked_pos"):
+        pretrain(pixels)
+
+
+def test_labels_out_of_range_are_named():
+    model = videomae.VideoMAEForVideoClassification(videomae.VideoMAEConfig(**tiny(num_labels=3)))
+    with pytest.raises(ValueError, match=r"\[0, 3\).*\[7\]"):
+        model(torch.zeros(2, 4, 3, 32, 32), labels=torch.tensor([1, 7]))
