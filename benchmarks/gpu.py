@@ -1,0 +1,286 @@
+"""GPU throughput of VideoMAE-B (16x224): ours against transformers, same weights, one process.
+
+Checks first that both compute the same function (bf16 tolerance), then times with CUDA
+events (warm-up, median of repeats): inference at batch 1/16/64, a pretraining step with 90%
+tube masking (batch 32 and the largest that fits), a fine-tuning step (batch 16). Prints
+clips/s, achieved TFLOP/s (model FLOPs counted analytically), the fraction of the measured
+bf16 matrix peak, peak memory, and ours/transformers ratios.
+
+    python benchmarks/gpu.py [--quick] [--compile] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import videomae  # noqa: E402
+from videomae import checkpoint as ckpt  # noqa: E402
+
+
+# --------------------------------------------------------------------------- timing
+def bench(fn, warmup: int = 5, iters: int = 20) -> float:
+    """Median milliseconds of `fn` over `iters` runs, timed with CUDA events."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def matmul_peak() -> float:
+    """Measured bf16 matrix-product TFLOP/s (8192^3, random data)."""
+    n = 8192
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    ms = bench(lambda: a @ b, warmup=3, iters=10)
+    return 2 * n**3 / (ms * 1e-3) / 1e12
+
+
+# --------------------------------------------------------------------------- FLOPs
+def encoder_flops(tokens: int, dim: int, mlp: int, layers: int) -> float:
+    """Forward matmul FLOPs of `layers` blocks on `tokens` tokens (per clip)."""
+    per_layer = 2 * tokens * (4 * dim * dim + 2 * dim * mlp) + 4 * tokens * tokens * dim
+    return layers * per_layer
+
+
+def clip_flops(config: videomae.VideoMAEConfig, kind: str, mask_ratio: float = 0.9) -> float:
+    """Model FLOPs per clip: forward for inference, 3x forward for a training step."""
+    n = config.num_patches
+    embed = 2 * config.patch_dim * config.hidden_size
+    if kind == "pretrain":
+        t, h, w = config.grid_size
+        visible = n - t * int(mask_ratio * h * w)
+        masked = n - visible
+        fwd = visible * embed + encoder_flops(visible, config.hidden_size, config.intermediate_size,
+                                              config.num_hidden_layers)
+        fwd += 2 * visible * config.hidden_size * config.decoder_hidden_size
+        fwd += encoder_flops(n, config.decoder_hidden_size, config.decoder_intermediate_size,
+                             config.decoder_num_hidden_layers)
+        fwd += 2 * masked * config.decoder_hidden_size * config.patch_dim
+        return 3 * fwd
+    fwd = n * embed + encoder_flops(n, config.hidden_size, config.intermediate_size, config.num_hidden_layers)
+    fwd += 2 * config.hidden_size * config.num_labels
+    return fwd if kind == "inference" else 3 * fwd
+
+
+# --------------------------------------------------------------------------- models
+def build_pair(name: str, **fields):
+    """transformers' model and ours with the same (random) weights, on the GPU."""
+    import transformers
+
+    hf_config = transformers.VideoMAEConfig(**fields, attn_implementation="sdpa")
+    torch.manual_seed(0)
+    theirs = getattr(transformers, name)(hf_config)
+    state, _ = ckpt.to_internal(theirs.state_dict())
+    ours_config = videomae.VideoMAEConfig(**fields)
+    ours = getattr(videomae, name)(ours_config)
+    info = ours.load_internal_state_dict(state)
+    assert not info["missing_keys"] and not info["mismatched_keys"], info
+    return theirs.cuda(), ours.cuda(), ours_config
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def check_agreement(report: dict) -> None:
+    theirs, ours, cfg = build_pair("VideoMAEForVideoClassification", num_labels=400)
+    x = torch.randn(4, 16, 3, 224, 224, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", torch.bfloat16):
+        report["agree_classification_logits"] = rel(ours(x).logits, theirs(pixel_values=x).logits)
+    theirs, ours, cfg = build_pair("VideoMAEForPreTraining", use_mean_pooling=False)
+    mask = videomae.tube_mask(cfg.grid_size, 0.9, 4, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", torch.bfloat16):
+        a, b = ours(x, mask), theirs(pixel_values=x, bool_masked_pos=mask)
+    report["agree_pretraining_logits"] = rel(a.logits, b.logits)
+    report["agree_pretraining_loss"] = abs(float(a.loss) - float(b.loss)) / abs(float(b.loss))
+    for key in ("agree_classification_logits", "agree_pretraining_logits", "agree_pretraining_loss"):
+        assert report[key] < 2e-2, f"{key}: {report[key]:.3e} exceeds bf16 tolerance"
+    del theirs, ours
+
+
+# --------------------------------------------------------------------------- workloads
+def inference_case(model, batch: int, hf: bool):
+    x = torch.randn(batch, 16, 3, 224, 224, device="cuda", dtype=torch.bfloat16)
+
+    def run():
+        with torch.inference_mode():
+            return model(pixel_values=x) if hf else model(x)
+    return run
+
+
+def train_case(model, batch: int, kind: str, hf: bool, fused: bool, config: videomae.VideoMAEConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=fused or None)
+    x = torch.randn(batch, 16, 3, 224, 224, device="cuda")
+    masks = [videomae.tube_mask(config.grid_size, 0.9, batch, device="cuda") for _ in range(4)]
+    labels = torch.randint(0, config.num_labels, (batch,), device="cuda")
+    step = [0]
+
+    def run():
+        mask = masks[step[0] % len(masks)]
+        step[0] += 1
+        with torch.autocast("cuda", torch.bfloat16):
+            if kind == "pretrain":
+                out = model(pixel_values=x, bool_masked_pos=mask) if hf else model(x, mask)
+            else:
+                out = model(pixel_values=x, labels=labels) if hf else model(x, labels=labels)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return run
+
+
+def measure(label: str, fn, clips: int, flops: float, peak: float, rows: list, iters: int) -> dict | None:
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    try:
+        ms = bench(fn, warmup=3, iters=iters)
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        print(f"{label}: out of memory", flush=True)
+        return None
+    row = {"case": label, "ms": ms, "clips_per_s": clips / (ms / 1e3),
+           "tflops": flops * clips / (ms / 1e3) / 1e12,
+           "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+    row["frac_peak"] = row["tflops"] / peak
+    rows.append(row)
+    print(f"{label:<48} {row['ms']:8.2f} ms {row['clips_per_s']:8.1f} clips/s {row['tflops']:7.1f} TFLOP/s "
+          f"{row['frac_peak']:6.1%} {row['peak_mem_gib']:6.1f} GiB", flush=True)
+    return row
+
+
+def profile_steps(cfg_fields: dict) -> None:
+    """Top kernels of one pretraining and one fine-tuning step, ours and transformers'."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for name, kind, batch, fields in [("VideoMAEForPreTraining", "pretrain", 32, cfg_fields),
+                                      ("VideoMAEForVideoClassification", "finetune", 16, {"num_labels": 400})]:
+        theirs, ours, cfg = build_pair(name, **fields)
+        for label, model, hf, fused in [("transformers", theirs, True, False), ("ours", ours, False, True)]:
+            model.train()
+            fn = train_case(model, batch, kind, hf, fused, cfg)
+            for _ in range(3):
+                fn()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+                for _ in range(2):
+                    fn()
+                torch.cuda.synchronize()
+            print(f"\n=== {kind} b{batch} {label} (2 steps) ===")
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+        del theirs, ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
+    parser.add_argument("--json", type=Path, help="write all rows here")
+    parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of each training step")
+    args = parser.parse_args()
+    import transformers
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    iters = 10 if args.quick else 30
+    report: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                    "transformers": transformers.__version__, "python": platform.python_version()}
+    peak = matmul_peak()
+    report["matmul_peak_tflops"] = peak
+    print(json.dumps(report), flush=True)
+    check_agreement(report)
+    print(f"agreement (bf16): {report}", flush=True)
+    rows: list = []
+
+    # inference, bf16 weights end to end
+    theirs, ours, cfg = build_pair("VideoMAEForVideoClassification", num_labels=400)
+    theirs, ours = theirs.to(torch.bfloat16).eval(), ours.to(torch.bfloat16).eval()
+    flops = clip_flops(cfg, "inference")
+    for batch in (1, 16, 64):
+        measure(f"inference b{batch} transformers", inference_case(theirs, batch, True), batch, flops, peak, rows,
+                iters)
+        measure(f"inference b{batch} ours", inference_case(ours, batch, False), batch, flops, peak, rows, iters)
+    if args.compile:
+        compiled = torch.compile(ours)
+        for batch in (16, 64):
+            measure(f"inference b{batch} ours compiled", inference_case(compiled, batch, False), batch, flops, peak,
+                    rows, iters)
+    del theirs, ours
+
+    # fine-tuning step, batch 16, bf16 autocast, AdamW
+    theirs, ours, cfg = build_pair("VideoMAEForVideoClassification", num_labels=400)
+    theirs.train(), ours.train()
+    flops = clip_flops(cfg, "finetune")
+    measure("finetune b16 transformers (AdamW foreach)", train_case(theirs, 16, "finetune", True, False, cfg), 16,
+            flops, peak, rows, iters)
+    measure("finetune b16 ours (AdamW foreach)", train_case(ours, 16, "finetune", False, False, cfg), 16, flops,
+            peak, rows, iters)
+    measure("finetune b16 ours (AdamW fused)", train_case(ours, 16, "finetune", False, True, cfg), 16, flops, peak,
+            rows, iters)
+    if args.compile:
+        compiled = torch.compile(ours)
+        measure("finetune b16 ours compiled (fused)", train_case(compiled, 16, "finetune", False, True, cfg), 16,
+                flops, peak, rows, iters)
+    del theirs, ours
+
+    # pretraining step, 90% tube masking
+    theirs, ours, cfg = build_pair("VideoMAEForPreTraining", use_mean_pooling=False)
+    theirs.train(), ours.train()
+    flops = clip_flops(cfg, "pretrain")
+    measure("pretrain b32 transformers (AdamW foreach)", train_case(theirs, 32, "pretrain", True, False, cfg), 32,
+            flops, peak, rows, iters)
+    measure("pretrain b32 ours (AdamW foreach)", train_case(ours, 32, "pretrain", False, False, cfg), 32, flops,
+            peak, rows, iters)
+    measure("pretrain b32 ours (AdamW fused)", train_case(ours, 32, "pretrain", False, True, cfg), 32, flops, peak,
+            rows, iters)
+    for batch in (64, 128, 256):
+        if measure(f"pretrain b{batch} ours (AdamW fused)", train_case(ours, batch, "pretrain", False, True, cfg),
+                   batch, flops, peak, rows, max(5, iters // 3)) is None:
+            break
+    if args.compile:
+        compiled = torch.compile(ours)
+        measure("pretrain b32 ours compiled (fused)", train_case(compiled, 32, "pretrain", False, True, cfg), 32,
+                flops, peak, rows, iters)
+    del theirs, ours
+
+    if args.profile:
+        profile_steps(cfg_fields={"use_mean_pooling": False})
+    by_case = {r["case"]: r for r in rows}
+    print("\nratios (ours / transformers, clips/s):")
+    for ours_case, ref_case in [
+        ("inference b1 ours", "inference b1 transformers"),
+        ("inference b16 ours", "inference b16 transformers"),
+        ("inference b64 ours", "inference b64 transformers"),
+        ("inference b16 ours compiled", "inference b16 transformers"),
+        ("finetune b16 ours (AdamW fused)", "finetune b16 transformers (AdamW foreach)"),
+        ("finetune b16 ours compiled (fused)", "finetune b16 transformers (AdamW foreach)"),
+        ("pretrain b32 ours (AdamW fused)", "pretrain b32 transformers (AdamW foreach)"),
+        ("pretrain b32 ours compiled (fused)", "pretrain b32 transformers (AdamW foreach)"),
+    ]:
+        if ours_case in by_case and ref_case in by_case:
+            ratio = by_case[ours_case]["clips_per_s"] / by_case[ref_case]["clips_per_s"]
+            print(f"  {ours_case:<40} {ratio:5.2f}x")
+    report["rows"] = rows
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""GPU checks (skipped without CUDA): CUDA equals CPU and transformers within bf16 tolerance,
+compiled equals eager."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import videomae
+from reference import randomize, rel_err, tiny
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+BF16_TOL = 2e-2
+CFG = tiny(image_size=64, patch_size=16, num_frames=8, hidden_size=128, num_attention_heads=4,
+           intermediate_size=256, decoder_hidden_size=64, decoder_num_attention_heads=2, decoder_intermediate_size=128)
+
+
+def _inputs(batch: int = 4):
+    config = videomae.VideoMAEConfig(**CFG)
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randn(batch, config.num_frames, 3, *config.image_hw, generator=g)
+    return config, pixels, videomae.tube_mask(config.grid_size, 0.75, batch, generator=g)
+
+
+@pytest.mark.parametrize("name", ["VideoMAEModel", "VideoMAEForPreTraining", "VideoMAEForVideoClassification"])
+def test_cuda_matches_cpu_and_transformers(tmp_path, name):
+    transformers = pytest.importorskip("transformers")
+    config, pixels, mask = _inputs()
+    ours = randomize(getattr(videomae, name)(config)).eval()
+    ours.save_pretrained(tmp_path)
+    theirs = getattr(transformers, name).from_pretrained(tmp_path, attn_implementation="sdpa").cuda().eval()
+    kwargs = {"bool_masked_pos": mask} if name == "VideoMAEForPreTraining" else {}
+    with torch.no_grad():
+        cpu = ours(pixels, **kwargs)
+        gpu_model = ours.cuda()
+        with torch.autocast("cuda", torch.bfloat16):
+            gpu = gpu_model(pixels.cuda(), **{k: v.cuda() for k, v in kwargs.items()})
+            ref = theirs(pixel_values=pixels.cuda(), **{k: v.cuda() for k, v in kwargs.items()})
+    key = "last_hidden_state" if name == "VideoMAEModel" else "logits"
+    assert rel_err(gpu[key].cpu(), cpu[key]) < BF16_TOL
+    assert rel_err(gpu[key], ref[key]) < BF16_TOL
+    bf16 = ours.to(torch.bfloat16)
+    with torch.no_grad():
+        pure = bf16(pixels.cuda().bfloat16(), **{k: v.cuda() for k, v in kwargs.items()})
+    assert rel_err(pure[key].float().cpu(), cpu[key]) < BF16_TOL
+
+
+def test_compiled_equals_eager():
+    config, pixels, mask = _inputs()
+    model = randomize(videomae.VideoMAEForPreTraining(config)).cuda().eval()
+    compiled = torch.compile(model)
+    pixels, mask = pixels.cuda(), mask.cuda()
+    with torch.no_grad():
+        eager = model(pixels, mask)
+        fast = compiled(pixels, mask)
+    assert rel_err(fast.logits, eager.logits) < 1e-3
+    assert abs(float(fast.loss) - float(eager.loss)) / float(eager.loss) < 1e-3
+
+
+def test_training_step_on_gpu_reduces_loss():
+    config, pixels, mask = _inputs(8)
+    torch.manual_seed(0)
+    model = videomae.VideoMAEForPreTraining(config).cuda().train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    pixels, mask = pixels.cuda(), mask.cuda()
+    losses = []
+    for _ in range(20):
+        with torch.autocast("cuda", torch.bfloat16):
+            loss = model(pixels, mask).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(loss))
+    assert losses[-1] < 0.8 * losses[0]
