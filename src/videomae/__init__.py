@@ -16,3 +16,6 @@ from .modeling import VideoMAEForPreTraining, VideoMAEForVideoClassification, Vi
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
 
 __version__ = "0.1.0"
+from .processing import BatchFeature, VideoMAEFeatureExtractor, VideoMAEImageProcessor
+from .sampling import multi_clip_indices, sample_frame_indices, uniform_indices
+from .video import VideoDecodeError, VideoInfo, probe_video, read_video

@@ -1,0 +1,638 @@
+"""VideoMAEImageProcessor: transformers' video preprocessing, batched on tensors.
+
+Same parameters, defaults, preprocessor_config.json and outputs as transformers'
+`VideoMAEImageProcessor` (resize the shorter side to 224 with bilinear filtering, centre-crop
+224 x 224, rescale by 1/255, normalise with mean = std = 0.5), so checkpoints' configs load
+unchanged and pixel values agree with its PIL backend within one 8-bit level.
+
+The work is done differently: all frames of all videos of one size are stacked into one uint8
+tensor, resized once with torch's antialiased kernel, cropped as a view, and turned into float32
+by one fused multiply-add (see `videomae.transforms`). It runs on the CPU or, with `device=`, on a
+GPU. Given a file path it also decodes and samples the clip (see `videomae.video`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import transforms as T
+from .sampling import multi_clip_indices
+from .video import probe_video, read_video
+
+__all__ = ["BatchFeature", "VideoMAEImageProcessor", "VideoMAEFeatureExtractor"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "preprocessor_config.json"
+IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
+IMAGENET_STANDARD_STD = (0.5, 0.5, 0.5)
+# PIL.Image.Resampling values, as stored in preprocessor_config.json, and the filters that match them.
+_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+_SIZE_KEYS = ({"shortest_edge"}, {"shortest_edge", "longest_edge"}, {"height", "width"}, {"max_height", "max_width"})
+# Keys transformers writes or reads that carry no preprocessing parameter.
+_METADATA_KEYS = {"image_processor_type", "feature_extractor_type", "processor_class", "auto_map", "_processor_class"}
+
+
+class BatchFeature(dict):
+    """The processor's output: a dict (`pixel_values`) with attribute access and `.to()`.
+
+    Behaves like transformers' BatchFeature: `batch.pixel_values`, `batch["pixel_values"]`,
+    `model(**batch)`, `batch.to("cuda")`, `batch.to(torch.float16)`.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"BatchFeature has no key {name!r} (keys: {list(self)})") from None
+
+    def to(self, *args: Any, **kwargs: Any) -> BatchFeature:
+        """Move tensors (and cast floating ones, if a dtype is given) as `torch.Tensor.to` does, in place."""
+        device = kwargs.get("device")
+        if device is None and args and not isinstance(args[0], torch.dtype):
+            device = args[0]
+
+        def move(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                if value.is_floating_point():
+                    return value.to(*args, **kwargs)
+                return value.to(device=device) if device is not None else value
+            if isinstance(value, (list, tuple)):
+                return type(value)(move(item) for item in value)
+            return value
+
+        for key in list(self):
+            self[key] = move(self[key])
+        return self
+
+
+def _size_dict(size: int | Sequence[int] | dict | None, default_to_square: bool, name: str) -> dict | None:
+    """transformers' size conventions: an int is a square (crop) or a shorter side (resize)."""
+    if size is None:
+        return None
+    if isinstance(size, bool):
+        raise ValueError(f"{name} must be an int, (height, width) or a dict, got {size!r}")
+    if isinstance(size, int):
+        return {"height": size, "width": size} if default_to_square else {"shortest_edge": size}
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        return {"height": int(size[0]), "width": int(size[1])}
+    if isinstance(size, dict):
+        size = {key: int(value) for key, value in size.items() if value is not None}
+        if set(size) in _SIZE_KEYS:
+            return size
+    raise ValueError(
+        f"{name} must be an int, (height, width) or a dict with keys {[sorted(k) for k in _SIZE_KEYS]}, "
+        f"got {size!r}"
+    )
+
+
+def _mean_std(value: float | Sequence[float] | None) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return [float(value)] * 3
+    return [float(v) for v in value]
+
+
+def _resample(value: int | str | None) -> int | None:
+    """A PIL resampling filter number (PIL.Image.Resampling members are ints)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        by_name = {v: k for k, v in _RESAMPLE.items()}
+        if value.lower() in by_name:
+            return by_name[value.lower()]
+    elif int(value) in _RESAMPLE:
+        return int(value)
+    raise ValueError(f"resample {value!r} is not supported: use one of {_RESAMPLE} (PIL.Image.Resampling values)")
+
+
+def _channels_format(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    text = getattr(value, "value", value)
+    if text not in ("channels_first", "channels_last"):
+        raise ValueError(f'{name} must be "channels_first" or "channels_last", got {value!r}')
+    return text
+
+
+# ---------------------------------------------------------------- input -> clips
+
+
+def _is_frame_like(x: Any) -> bool:
+    return _is_pil(x) or isinstance(x, (np.ndarray, torch.Tensor))
+
+
+def _is_pil(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        return False
+    return isinstance(x, Image.Image)
+
+
+def _pil_to_array(image: Any) -> np.ndarray:
+    """(H, W, 3) uint8; transparency composited onto white, as transformers' convert_to_rgb does."""
+    from PIL import Image
+
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def _to_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A tensor sharing the array's memory when torch can (it is only read, never written)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if any(stride < 0 for stride in x.strides):
+        x = np.ascontiguousarray(x)  # e.g. a reversed channel axis; torch has no negative strides
+    if not x.flags.writeable:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "not writable": nothing here writes to it
+            return torch.from_numpy(x)
+    return torch.from_numpy(x)
+
+
+def _stack_arrays(frames: list[np.ndarray]) -> np.ndarray:
+    """np.stack, without the copy when the frames are evenly spaced views of one buffer.
+
+    That is the common `processor(list(video))` call on a (frames, H, W, C) array: the frames
+    are `video[0], video[1], ...`, and a strided view over them is the video again.
+    """
+    first = frames[0]
+    addresses = [frame.__array_interface__["data"][0] for frame in frames]
+    step = addresses[1] - addresses[0] if len(frames) > 1 else 0
+    if (
+        step > 0
+        and first.base is not None
+        and min(first.strides, default=1) > 0
+        and all(f.base is first.base and f.strides == first.strides and f.dtype == first.dtype for f in frames)
+        and all(address == addresses[0] + i * step for i, address in enumerate(addresses))
+    ):
+        return np.lib.stride_tricks.as_strided(
+            first, shape=(len(frames), *first.shape), strides=(step, *first.strides), writeable=False
+        )
+    return np.stack(frames)
+
+
+def _stack_frames(frames: Sequence[Any]) -> list[torch.Tensor]:
+    """Frames of one video -> stacked tensors (t, ...), one per run of equally shaped frames."""
+    arrays = [_pil_to_array(f) if _is_pil(f) else f for f in frames]
+    for frame in arrays:
+        if not isinstance(frame, (np.ndarray, torch.Tensor)):
+            raise TypeError(f"a frame must be a PIL image, numpy array or torch tensor, got {type(frame).__name__}")
+        if frame.ndim not in (2, 3):
+            raise ValueError(f"a frame must have shape (H, W), (H, W, C) or (C, H, W), got {tuple(frame.shape)}")
+    runs: list[list[Any]] = []
+    for frame in arrays:
+        if runs and tuple(runs[-1][-1].shape) == tuple(frame.shape) and type(runs[-1][-1]) is type(frame):
+            runs[-1].append(frame)
+        else:
+            runs.append([frame])
+    stacked = []
+    for run in runs:
+        if isinstance(run[0], np.ndarray):
+            stacked.append(_to_tensor(_stack_arrays(run)))
+        else:
+            stacked.append(torch.stack(run))
+    return stacked
+
+
+def _channels_first(clip: torch.Tensor, input_data_format: str | None, pil: bool) -> torch.Tensor:
+    """(t, H, W) / (t, H, W, C) / (t, C, H, W) -> (t, C, H, W), a view where possible."""
+    if clip.dim() == 3:  # grayscale frames without a channel axis
+        return clip.unsqueeze(1)
+    if pil or input_data_format == "channels_last":
+        fmt = "channels_last"
+    elif input_data_format == "channels_first":
+        fmt = "channels_first"
+    elif clip.shape[1] in (1, 3, 4):
+        fmt = "channels_first"  # transformers' choice when both ends could be channels
+    elif clip.shape[3] in (1, 3, 4):
+        fmt = "channels_last"
+    else:
+        raise ValueError(
+            f"cannot find the channel axis of frames shaped {tuple(clip.shape[1:])}: expected 1, 3 or 4 "
+            "channels first (C, H, W) or last (H, W, C); pass input_data_format if it is ambiguous"
+        )
+    return clip.permute(0, 3, 1, 2) if fmt == "channels_last" else clip
+
+
+def _as_rgb(clip: torch.Tensor) -> torch.Tensor:
+    """(t, C, H, W) with C in {1, 3, 4} -> (t, 3, H, W): gray repeated, alpha composited onto white."""
+    channels = clip.shape[1]
+    if channels == 3:
+        return clip
+    if channels == 1:
+        return clip.expand(-1, 3, -1, -1)
+    if channels != 4:
+        raise ValueError(f"frames have {channels} channels (shape {tuple(clip.shape)}); expected 1, 3 or 4")
+    white = 255.0 if clip.dtype == torch.uint8 else 1.0
+    rgb, alpha = clip[:, :3].float(), clip[:, 3:].float() / white
+    blended = alpha * rgb + (1 - alpha) * white
+    return blended.round().to(torch.uint8) if clip.dtype == torch.uint8 else blended.to(clip.dtype)
+
+
+def _as_supported_dtype(clip: torch.Tensor) -> torch.Tensor:
+    """uint8 stays (the fast path); other integers must hold 0..255; floats become float32."""
+    if clip.dtype == torch.uint8:
+        return clip
+    if clip.is_floating_point():
+        return clip if clip.dtype == torch.float32 else clip.float()
+    if clip.dtype == torch.bool or clip.numel() == 0:
+        return clip.to(torch.uint8)
+    low, high = int(clip.min()), int(clip.max())
+    if low < 0 or high > 255:
+        raise ValueError(f"integer frames must hold values in 0..255, got {low}..{high} ({clip.dtype})")
+    return clip.to(torch.uint8)
+
+
+# ---------------------------------------------------------------- processor
+
+
+class VideoMAEImageProcessor:
+    """Preprocess videos for VideoMAE: resize, centre-crop, rescale, normalise.
+
+    Args (defaults are transformers'):
+        do_resize: resize so that `size` holds.
+        size: {"shortest_edge": 224} (aspect kept; also with "longest_edge"), {"height", "width"}
+            (exact), or {"max_height", "max_width"}; an int means a shorter side.
+        resample: PIL filter number: 2 bilinear (default), 3 bicubic, 0 nearest.
+        do_center_crop: crop the centre `crop_size` ({"height": 224, "width": 224}; an int is a
+            square); an image smaller than the crop is zero-padded, as transformers does.
+        do_rescale, rescale_factor: multiply by 1/255.
+        do_normalize, image_mean, image_std: (x - mean) / std per channel, 0.5 by default.
+        do_convert_rgb: kept for config compatibility; frames are always made RGB (gray repeated,
+            alpha composited onto white) because the model expects three channels.
+    """
+
+    model_input_names = ["pixel_values"]
+
+    def __init__(
+        self,
+        do_resize: bool = True,
+        size: int | Sequence[int] | dict | None = None,
+        resample: int | str = 2,
+        do_center_crop: bool = True,
+        crop_size: int | Sequence[int] | dict | None = None,
+        do_rescale: bool = True,
+        rescale_factor: float = 1 / 255,
+        do_normalize: bool = True,
+        image_mean: float | Sequence[float] | None = None,
+        image_std: float | Sequence[float] | None = None,
+        do_convert_rgb: bool | None = None,
+    ) -> None:
+        self.do_resize = do_resize
+        self.size = _size_dict(size if size is not None else {"shortest_edge": 224}, False, "size")
+        self.resample = _resample(resample)
+        self.do_center_crop = do_center_crop
+        self.crop_size = _size_dict(
+            crop_size if crop_size is not None else {"height": 224, "width": 224}, True, "crop_size"
+        )
+        self.do_rescale = do_rescale
+        self.rescale_factor = float(rescale_factor)
+        self.do_normalize = do_normalize
+        self.image_mean = _mean_std(image_mean if image_mean is not None else IMAGENET_STANDARD_MEAN)
+        self.image_std = _mean_std(image_std if image_std is not None else IMAGENET_STANDARD_STD)
+        self.do_convert_rgb = do_convert_rgb
+
+    # ------------------------------------------------------------ configuration
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters, with the keys and values transformers writes to preprocessor_config.json."""
+        config = {
+            "crop_size": dict(self.crop_size),
+            "do_center_crop": self.do_center_crop,
+            "do_normalize": self.do_normalize,
+            "do_rescale": self.do_rescale,
+            "do_resize": self.do_resize,
+            "image_mean": list(self.image_mean),
+            "image_processor_type": "VideoMAEImageProcessor",
+            "image_std": list(self.image_std),
+            "resample": self.resample,
+            "rescale_factor": self.rescale_factor,
+            "size": dict(self.size),
+        }
+        if self.do_convert_rgb is not None:
+            config["do_convert_rgb"] = self.do_convert_rgb
+        return config
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} {self.to_json_string()}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VideoMAEImageProcessor) and self.to_dict() == other.to_dict()
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any], **overrides: Any) -> VideoMAEImageProcessor:
+        """Build from a preprocessor_config.json dictionary; `overrides` replace its values.
+
+        Keys other processors or versions add and VideoMAE does not use are ignored with a
+        warning; an unknown name in `overrides` is an error (most likely a typo).
+        """
+        params = set(cls.__init__.__code__.co_varnames[1 : cls.__init__.__code__.co_argcount])
+        unknown = sorted(set(overrides) - params)
+        if unknown:
+            raise TypeError(f"unknown VideoMAEImageProcessor parameters {unknown}; valid: {sorted(params)}")
+        config = {**config, **overrides}
+        ignored = sorted(set(config) - params - _METADATA_KEYS)
+        if ignored:
+            logger.warning("preprocessor config keys not used by VideoMAEImageProcessor: %s", ignored)
+        return cls(**{key: value for key, value in config.items() if key in params})
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        subfolder: str = "",
+        **overrides: Any,
+    ) -> VideoMAEImageProcessor:
+        """Load preprocessor_config.json from a folder, a file, or a Hugging Face Hub repository id."""
+        path = _resolve_config(pretrained_model_name_or_path, revision, cache_dir, local_files_only, token, subfolder)
+        try:
+            config = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise OSError(f"{path}: not a readable preprocessor config ({err})") from err
+        if "image_processor" in config and Path(path).name == "processor_config.json":
+            config = config["image_processor"]
+        if not isinstance(config, dict):
+            raise OSError(f"{path}: expected a JSON object, got {type(config).__name__}")
+        return cls.from_dict(config, **overrides)
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> list[str]:
+        """Write preprocessor_config.json into `save_directory` (created if needed)."""
+        directory = Path(save_directory)
+        if directory.is_file():
+            raise OSError(f"{directory}: is a file; save_pretrained needs a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / CONFIG_NAME
+        temporary = target.with_suffix(".json.tmp")
+        temporary.write_text(self.to_json_string(), encoding="utf-8")
+        os.replace(temporary, target)
+        return [str(target)]
+
+    # ------------------------------------------------------------ preprocessing
+
+    def preprocess(
+        self,
+        videos: Any,
+        *,
+        do_resize: bool | None = None,
+        size: int | Sequence[int] | dict | None = None,
+        resample: int | str | None = None,
+        do_center_crop: bool | None = None,
+        crop_size: int | Sequence[int] | dict | None = None,
+        do_rescale: bool | None = None,
+        rescale_factor: float | None = None,
+        do_normalize: bool | None = None,
+        image_mean: float | Sequence[float] | None = None,
+        image_std: float | Sequence[float] | None = None,
+        do_convert_rgb: bool | None = None,
+        return_tensors: str | None = None,
+        data_format: str = "channels_first",
+        input_data_format: str | None = None,
+        device: str | torch.device | None = None,
+        num_frames: int = 16,
+        frame_sample_rate: int = 4,
+    ) -> BatchFeature:
+        """Turn one video or a batch of videos into `pixel_values`.
+
+        Args:
+            videos: a video, or a list of videos. A video is a list of frames (PIL images, numpy
+                arrays or tensors, channels first or last), a 4-d array / tensor (frames, H, W, C)
+                or (frames, C, H, W), or a path to a video file. A 5-d array / tensor is a batch.
+            do_resize ... image_std: override the processor's parameters for this call.
+            do_convert_rgb: accepted for compatibility; frames are always made RGB.
+            return_tensors: "pt" (a torch tensor), "np" (a numpy array), or None (a list of lists
+                of numpy arrays, one per frame, as transformers returns).
+            data_format: "channels_first" -> (batch, frames, 3, H, W); "channels_last" ->
+                (batch, frames, H, W, 3).
+            input_data_format: channel position of array / tensor frames; inferred when None
+                (channels first if the first axis has 1, 3 or 4 entries, as transformers infers).
+            device: preprocess there (e.g. "cuda"); "pt" results stay on it.
+            num_frames, frame_sample_rate: the clip taken from a video file (the centred clip of
+                `num_frames` frames, `frame_sample_rate` apart; short videos repeat frames).
+
+        Returns:
+            BatchFeature with "pixel_values".
+        """
+        del do_convert_rgb  # frames are always converted; see the class docstring
+        do_resize = self.do_resize if do_resize is None else do_resize
+        size = self.size if size is None else _size_dict(size, False, "size")
+        resample = self.resample if resample is None else _resample(resample)
+        do_center_crop = self.do_center_crop if do_center_crop is None else do_center_crop
+        crop_size = self.crop_size if crop_size is None else _size_dict(crop_size, True, "crop_size")
+        do_rescale = self.do_rescale if do_rescale is None else do_rescale
+        rescale_factor = self.rescale_factor if rescale_factor is None else float(rescale_factor)
+        do_normalize = self.do_normalize if do_normalize is None else do_normalize
+        image_mean = self.image_mean if image_mean is None else _mean_std(image_mean)
+        image_std = self.image_std if image_std is None else _mean_std(image_std)
+        out_format = _channels_format(data_format, "data_format") or "channels_first"
+        in_format = _channels_format(input_data_format, "input_data_format")
+        if return_tensors is not None and getattr(return_tensors, "value", return_tensors) not in ("pt", "np"):
+            raise ValueError(f'return_tensors must be "pt", "np" or None, got {return_tensors!r}')
+        if do_center_crop and {"height", "width"} - set(crop_size):
+            raise ValueError(f"crop_size must have keys 'height' and 'width', got {crop_size}")
+
+        pieces = self._clips(videos, in_format, num_frames, frame_sample_rate)
+        if device is not None:
+            pieces = [(video, clip.to(device)) for video, clip in pieces]
+
+        outputs: list[torch.Tensor | None] = [None] * len(pieces)
+        groups: dict[tuple, list[int]] = {}
+        for i, (_, clip) in enumerate(pieces):
+            groups.setdefault((tuple(clip.shape[1:]), clip.dtype, clip.device), []).append(i)
+        for members in groups.values():
+            batch = _concat([pieces[i][1] for i in members])  # (sum of frames, 3, H, W)
+            if do_resize:
+                batch = T.resize(batch, _resize_target(batch.shape[-2:], size), _RESAMPLE[resample])
+            if do_center_crop:
+                batch = T.center_crop(batch, (crop_size["height"], crop_size["width"]))
+            if do_rescale or do_normalize:
+                batch = T.rescale_and_normalize(
+                    batch,
+                    rescale_factor if do_rescale else None,
+                    image_mean if do_normalize else None,
+                    image_std if do_normalize else None,
+                )
+            else:
+                batch = batch.clone(memory_format=torch.contiguous_format)  # never hand back the input
+            offsets = np.cumsum([0] + [pieces[i][1].shape[0] for i in members])
+            for k, i in enumerate(members):
+                outputs[i] = batch[offsets[k] : offsets[k + 1]]
+
+        num_videos = pieces[-1][0] + 1
+        per_video: list[list[torch.Tensor]] = [[] for _ in range(num_videos)]
+        for (video, _), out in zip(pieces, outputs):
+            per_video[video].append(out)
+        clips = [parts[0] if len(parts) == 1 else torch.cat(parts) for parts in per_video]
+        if out_format == "channels_last":
+            clips = [clip.permute(0, 2, 3, 1).contiguous() for clip in clips]
+        return BatchFeature(pixel_values=_format(clips, return_tensors))
+
+    __call__ = preprocess
+
+    def _clips(
+        self, videos: Any, in_format: str | None, num_frames: int, frame_sample_rate: int
+    ) -> list[tuple[int, torch.Tensor]]:
+        """The input as (video number, uint8/float32 RGB clip (t, 3, H, W)) pieces, in order."""
+        batch = _split_batch(videos)
+        pieces: list[tuple[int, torch.Tensor]] = []
+        for number, video in enumerate(batch):
+            pil = False
+            if isinstance(video, (str, os.PathLike)):
+                info = probe_video(video)
+                indices = multi_clip_indices(num_frames, frame_sample_rate, info.num_frames, 1)[0]
+                clips, fmt = [read_video(video, indices)], "channels_last"
+            elif isinstance(video, (np.ndarray, torch.Tensor)):
+                clips, fmt = [_to_tensor(video)], in_format
+            else:
+                if len(video) == 0:
+                    raise ValueError(f"video {number} has no frames")
+                pil = all(_is_pil(frame) for frame in video)
+                clips, fmt = _stack_frames(video), in_format
+            for clip in clips:
+                if clip.dim() not in (3, 4):
+                    raise ValueError(
+                        f"video {number} has shape {tuple(clip.shape)}: expected (frames, H, W, C) or "
+                        "(frames, C, H, W)"
+                    )
+                clip = _channels_first(clip, fmt, pil)
+                pieces.append((number, _as_rgb(_as_supported_dtype(clip))))
+        return pieces
+
+
+VideoMAEFeatureExtractor = VideoMAEImageProcessor
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _split_batch(videos: Any) -> list[Any]:
+    """One video or a batch -> a list of videos (each a path, a 4-d array/tensor or a list of frames)."""
+    if isinstance(videos, (str, os.PathLike)):
+        return [videos]
+    if _is_pil(videos):
+        return [[videos]]
+    if isinstance(videos, (np.ndarray, torch.Tensor)):
+        if videos.ndim in (2, 3):
+            return [[videos]]  # a single frame, as transformers treats a 3-d input
+        if videos.ndim == 4:
+            return [videos]
+        if videos.ndim == 5:
+            return list(videos)
+        raise ValueError(
+            f"videos has shape {tuple(videos.shape)}: expected a frame (3-d), a video (frames, H, W, C) "
+            "or (frames, C, H, W), or a batch of videos (5-d)"
+        )
+    if not isinstance(videos, (list, tuple)):
+        raise TypeError(
+            f"videos must be a path, a list of frames, an array / tensor, or a list of videos; got "
+            f"{type(videos).__name__}"
+        )
+    if len(videos) == 0:
+        raise ValueError("videos is empty: expected a video (a list of frames) or a list of videos")
+    if all(isinstance(v, (str, os.PathLike)) for v in videos):
+        return list(videos)
+    if all(isinstance(v, (list, tuple)) for v in videos):
+        return list(videos)
+    if all(isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 4 for v in videos):
+        return list(videos)
+    if all(_is_frame_like(v) for v in videos):
+        return [list(videos)]
+    kinds = sorted({type(v).__name__ for v in videos})
+    raise TypeError(f"cannot tell frames from videos in a list of {kinds}: use one kind per list")
+
+
+def _concat(clips: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate (t, C, H, W) clips along t, keeping channels-last memory when they all have it."""
+    if len(clips) == 1:
+        return clips[0]
+    if all(clip.permute(0, 2, 3, 1).is_contiguous() for clip in clips):
+        return torch.cat([clip.permute(0, 2, 3, 1) for clip in clips]).permute(0, 3, 1, 2)
+    return torch.cat(clips)
+
+
+def _resize_target(shape: Sequence[int], size: dict) -> tuple[int, int]:
+    height, width = int(shape[0]), int(shape[1])
+    if "shortest_edge" in size:
+        return T.shortest_edge_size(height, width, size["shortest_edge"], size.get("longest_edge"))
+    if "height" in size:
+        return size["height"], size["width"]
+    scale = min(size["max_height"] / height, size["max_width"] / width)
+    return int(height * scale), int(width * scale)
+
+
+def _format(clips: list[torch.Tensor], return_tensors: str | None) -> Any:
+    kind = getattr(return_tensors, "value", return_tensors)
+    if kind is None:
+        return [[frame.numpy() for frame in clip.cpu()] for clip in clips]
+    shapes = {tuple(clip.shape) for clip in clips}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"videos of different shapes {sorted(shapes)} cannot be stacked into one {kind!r} array: give "
+            "videos the same number of frames, and use do_center_crop or a size with height and width"
+        )
+    if len(clips) == 1:
+        stacked = clips[0].unsqueeze(0)
+    else:
+        stacked = torch.stack(clips)
+    return stacked.cpu().numpy() if kind == "np" else stacked
+
+
+def _resolve_config(
+    name: str | os.PathLike,
+    revision: str | None,
+    cache_dir: str | os.PathLike | None,
+    local_files_only: bool,
+    token: str | bool | None,
+    subfolder: str,
+) -> str:
+    """Local path of the preprocessor config for a file, a folder or a hub repository id."""
+    path = Path(name) / subfolder if subfolder else Path(name)
+    if path.is_file():
+        return str(path)
+    if path.is_dir():
+        for candidate in (CONFIG_NAME, "processor_config.json"):
+            if (path / candidate).is_file():
+                return str(path / candidate)
+        raise OSError(f"{path}: no {CONFIG_NAME} in this folder")
+    text = os.fspath(name)
+    if text.count("/") > 1 or text.startswith((".", "/", "~")) or os.sep in text.replace("/", ""):
+        raise OSError(f"{text}: no such file or folder (and not a hub repository id)")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(
+            repo_id=text,
+            filename=CONFIG_NAME,
+            subfolder=subfolder or None,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+        )
+    except Exception as err:  # the hub client raises many types: offline, 404, auth, network
+        raise OSError(
+            f"{text}: not a local folder, and {CONFIG_NAME} could not be fetched from the Hugging Face Hub "
+            f"({type(err).__name__}: {err}). Pass a local folder, or check the repository id and the network."
+        ) from err
