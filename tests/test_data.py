@@ -1,0 +1,205 @@
+"""Datasets, lists, the resumable sampler, collation (masks, failures) and Mixup / CutMix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from train_fixtures import make_corrupt_videos, make_motion_videos
+
+from videomae.data import (
+    DecodeFailure,
+    MaskGenerator,
+    Mixup,
+    MultiViewDataset,
+    ResumableSampler,
+    TrainCollate,
+    VideoClipDataset,
+    eval_collate,
+    find_videos,
+    load_records,
+    read_video_list,
+    soft_targets,
+)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    return make_motion_videos(tmp_path_factory.mktemp("motion"), per_class=3)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- sources
+def test_space_separated_list_with_root_comments_and_unlabeled_lines(tmp_path):
+    listing = tmp_path / "train.txt"
+    listing.write_text("# comment\nbowling/a b.mp4 3\n\n/abs/c.mp4 0\nno_label.mp4\nd.avi -1\n")
+    records, names = read_video_list(listing, root="/data")
+    assert [(r.path, r.label) for r in records] == [
+        ("/data/bowling/a b.mp4", 3), ("/abs/c.mp4", 0), ("/data/no_label.mp4", -1), ("/data/d.avi", -1)]
+    assert names is None
+    records, _ = read_video_list(listing)  # default root: the list's folder
+    assert records[0].path == str(tmp_path / "bowling/a b.mp4")
+
+
+def test_csv_with_header_and_class_names(tmp_path):
+    listing = tmp_path / "train.csv"
+    listing.write_text("label,path\nswim,x/1.mp4\nrun,x/2.mp4\nswim,x/3.mp4\n")
+    records, names = read_video_list(listing)
+    assert names == ["run", "swim"]  # sorted names when labels are names
+    assert [r.label for r in records] == [1, 0, 1]
+    assert records[1].path == str(tmp_path / "x/2.mp4")
+    records, names = read_video_list(listing, class_names=["swim", "run"])
+    assert [r.label for r in records] == [0, 1, 0] and names == ["swim", "run"]
+    numeric = tmp_path / "numeric.csv"
+    numeric.write_text("video,target\n/v/1.mp4,4\n")
+    assert [(r.path, r.label) for r in read_video_list(numeric)[0]] == [("/v/1.mp4", 4)]
+
+
+def test_class_folders_and_recursive_unlabeled_folders(videos, tmp_path):
+    (videos / "left" / "notes.txt").write_text("not a video")
+    records, names = load_records(videos, labeled=True)
+    assert names == ["left", "right"]
+    assert [r.label for r in records] == [0, 0, 0, 1, 1, 1]
+    assert all(r.path.endswith(".mp4") for r in records)
+    unlabeled, _ = load_records(videos, labeled=False)
+    assert len(unlabeled) == 6 and {r.label for r in unlabeled} == {-1}
+    assert find_videos(videos) == sorted(find_videos(videos))
+    reordered, _ = load_records(videos, labeled=True, class_names=["right", "left"])
+    assert [r.label for r in reordered] == [1, 1, 1, 0, 0, 0]
+    unlabeled_list = tmp_path / "l.txt"
+    unlabeled_list.write_text("a.mp4\n")
+    with pytest.raises(ValueError, match="no label"):
+        load_records(unlabeled_list, labeled=True)
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        load_records(tmp_path / "missing", labeled=False)
+
+
+# --------------------------------------------------------------------------- sampler
+def test_sampler_order_is_a_function_of_seed_and_epoch():
+    a = ResumableSampler(20, seed=3)
+    b = ResumableSampler(20, seed=3)
+    a.set_epoch(1)
+    b.set_epoch(1)
+    assert list(a) == list(b)
+    b.set_epoch(2)
+    assert [i for i, _ in a] != [i for i, _ in b]
+    assert sorted(i for i, _ in a) == list(range(20))
+    assert {e for _, e in b} == {2}
+
+
+def test_sampler_starts_mid_epoch_and_splits_over_ranks():
+    full = ResumableSampler(22, seed=0)
+    full.set_epoch(4)
+    order = [i for i, _ in full]
+    tail = ResumableSampler(22, seed=0)
+    tail.set_epoch(4, start=8)
+    assert [i for i, _ in tail] == order[8:] and len(tail) == 14
+    ranks = [ResumableSampler(22, num_replicas=2, rank=r, seed=0) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(4)
+    per_rank = [[i for i, _ in s] for s in ranks]
+    assert len(per_rank[0]) == len(per_rank[1]) == 11
+    # global batch 4 = 2 per rank: step k of the 2-process run sees step k of the 1-process run
+    for k in range(5):
+        assert sorted(per_rank[0][2 * k:2 * k + 2] + per_rank[1][2 * k:2 * k + 2]) == sorted(order[4 * k:4 * k + 4])
+    padded = [ResumableSampler(5, num_replicas=2, rank=r, shuffle=False, drop_last=False) for r in range(2)]
+    assert [[i for i, _ in s] for s in padded] == [[0, 2, 4], [1, 3, 0]]
+
+
+# --------------------------------------------------------------------------- datasets
+def test_training_clips_are_reproducible_per_key(videos):
+    records, _ = load_records(videos, labeled=True)
+    dataset = VideoClipDataset(records, num_frames=4, sampling_rate=2, image_size=32, short_side=40, num_sample=3)
+    item = dataset[(2, 5)]
+    assert item["pixel_values"].shape == (3, 4, 3, 32, 32) and item["pixel_values"].dtype == torch.uint8
+    assert item["label"] == 0 and item["index"] == 2 and item["epoch"] == 5
+    assert torch.equal(dataset[(2, 5)]["pixel_values"], item["pixel_values"])  # same key, same clips
+    assert not torch.equal(dataset[(2, 6)]["pixel_values"], item["pixel_values"])  # next epoch, new clips
+    clips = item["pixel_values"].float()
+    assert not torch.equal(clips[0], clips[1])  # repeated augmentation: different clips of one video
+    rrc = VideoClipDataset(records, 4, 2, 32, crop="random_resized", flip=False)
+    assert rrc[0]["pixel_values"].shape == (1, 4, 3, 32, 32)
+
+
+def test_multi_view_evaluation_items(videos):
+    records, _ = load_records(videos, labeled=True)
+    dataset = MultiViewDataset(records, num_frames=4, sampling_rate=2, image_size=24, num_clips=2, num_crops=3)
+    item = dataset[4]
+    assert item["pixel_values"].shape == (6, 4, 3, 24, 24) and item["label"] == 1
+    batch = eval_collate([item, dataset[0]])
+    assert batch["pixel_values"].shape == (2, 6, 4, 3, 24, 24)
+    assert batch["labels"].tolist() == [1, 0] and batch["index"].tolist() == [4, 0]
+
+
+def test_corrupt_videos_become_failures_that_collate_drops_and_reports(videos, tmp_path):
+    bad = make_corrupt_videos(tmp_path / "bad", videos / "left" / "00.mp4")
+    records, _ = load_records(tmp_path / "bad", labeled=False)
+    good, _ = load_records(videos, labeled=False)
+    dataset = VideoClipDataset(good[:2] + records, 4, 2, 32, 40)
+    items = [dataset[i] for i in range(len(dataset))]
+    failures = {item.path: item.reason for item in items if isinstance(item, DecodeFailure)}
+    assert set(failures) == {str(p) for p in bad.values()}
+    assert "empty" in failures[str(bad["empty"])]
+    collate = TrainCollate((4, 3, 32, 32), MaskGenerator((2, 4, 4), 0.75), seed=0)
+    batch = collate(items)
+    assert batch["pixel_values"].shape[0] == 2 and batch["weight"] == 1.0
+    assert sorted(p for p, _ in batch["failures"]) == sorted(failures)
+    empty = collate([items[2], items[3]])  # nothing decodable: a zero-weight stand-in clip
+    assert empty["weight"] == 0.0 and empty["pixel_values"].shape == (1, 4, 3, 32, 32)
+    assert empty["bool_masked_pos"].shape == (1, 32)
+    # through worker processes: the failures come back inside the batches
+    loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=collate)
+    seen = [path for b in loader for path, _ in b["failures"]]
+    assert sorted(seen) == sorted(failures)
+
+
+def test_masks_depend_on_the_sample_not_the_batch(videos):
+    records, _ = load_records(videos, labeled=False)
+    dataset = VideoClipDataset(records, 4, 2, 32, 40, num_sample=2)
+    collate = TrainCollate((4, 3, 32, 32), MaskGenerator((2, 4, 4), 0.75, "tube"), seed=7)
+    together = collate([dataset[(0, 1)], dataset[(1, 1)]])["bool_masked_pos"]
+    alone = collate([dataset[(1, 1)]])["bool_masked_pos"]
+    assert together.shape == (4, 32)
+    assert torch.equal(together[2:], alone)
+    assert (together.sum(dim=1) == 24).all()  # 12 of 16 positions per frame, on both frames
+    per_frame = together.reshape(4, 2, 16)
+    assert torch.equal(per_frame[:, 0], per_frame[:, 1])  # tubes: the same positions in time
+    assert not torch.equal(together[0], together[1])  # each clip of a video has its own mask
+    random_masks = MaskGenerator((2, 4, 4), 0.75, "random")(8, torch.Generator().manual_seed(0))
+    assert (random_masks.sum(dim=1) == 24).all()
+
+
+# --------------------------------------------------------------------------- mixup
+def test_soft_targets_smoothing():
+    targets = soft_targets(torch.tensor([1, 0]), 4, smoothing=0.1)
+    assert torch.allclose(targets[0], torch.tensor([0.025, 0.925, 0.025, 0.025]))
+    assert torch.allclose(targets.sum(dim=1), torch.ones(2))
+
+
+@pytest.mark.parametrize("mixup_alpha, cutmix_alpha", [(0.8, 0.0), (0.0, 1.0), (0.8, 1.0)])
+def test_mixup_and_cutmix_mix_videos_and_targets_consistently(mixup_alpha, cutmix_alpha):
+    x = torch.stack([torch.zeros(4, 3, 16, 16), torch.ones(4, 3, 16, 16)])  # (B=2, T, C, H, W)
+    labels = torch.tensor([0, 1])
+    mix = Mixup(num_classes=2, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, label_smoothing=0.0)
+    for seed in range(5):
+        mixed, targets = mix(x, labels, np.random.default_rng(seed))
+        assert torch.equal(x[1], torch.ones(4, 3, 16, 16))  # input untouched
+        share = mixed[0].mean().item()  # fraction of the second video in the first
+        assert targets[0, 1].item() == pytest.approx(share, abs=1e-5)
+        assert torch.allclose(targets.sum(dim=1), torch.ones(2))
+        if cutmix_alpha and not mixup_alpha:  # a box: the same on every frame and channel
+            assert set(mixed[0].unique().tolist()) <= {0.0, 1.0}
+            assert torch.equal(mixed[0, 0], mixed[0, 3])
+    again = mix(x, labels, np.random.default_rng(3))
+    assert torch.equal(again[0], mix(x, labels, np.random.default_rng(3))[0])
+    off = Mixup(num_classes=2, mixup_alpha=0.0, cutmix_alpha=0.0, label_smoothing=0.1)
+    mixed, targets = off(x, labels, np.random.default_rng(0))
+    assert mixed is x and torch.allclose(targets, soft_targets(labels, 2, 0.1))
