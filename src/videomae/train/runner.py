@@ -1,0 +1,304 @@
+"""What pretraining and fine-tuning share around the loop: the run's folder and logging,
+batch arithmetic, optimizer and schedule, resuming, checkpoints and the epoch loop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.sampler import ResumableSampler
+from . import checkpointing as ckpt
+from . import distributed as dist_utils
+from .distributed import DistInfo
+from .engine import Loop, LossFn, TrainState, gather_failures, report_failures, train_one_epoch
+from .metrics import MetricsWriter, plot_curves
+from .optim import CosineSchedule, build_optimizer, scaled_lr
+from .options import BaseOptions, TrainOptions
+
+logger = logging.getLogger("videomae.train")
+_PACKAGE_LOGGER = logging.getLogger("videomae")
+
+
+@dataclass
+class RunContext:
+    options: BaseOptions
+    dist: DistInfo
+    out_dir: Path
+    metrics: MetricsWriter
+    autocast_dtype: torch.dtype | None
+    precision: str
+
+
+def resolve_precision(precision: str, device: torch.device) -> tuple[str, torch.dtype | None]:
+    """'auto' -> bf16 on GPUs that have it (else fp16), fp32 on the CPU."""
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "fp32"
+    return precision, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@contextlib.contextmanager
+def run_context(options: BaseOptions) -> Iterator[RunContext]:
+    """Join the process group, check the output folder (before any work), log to
+    `train.log` on rank 0, and leave the process group on exit if this call joined it."""
+    joined = not torch.distributed.is_initialized()
+    dist = dist_utils.setup(options.device)
+    handler: logging.Handler | None = None
+    previous_level = _PACKAGE_LOGGER.level
+    try:
+        out_dir = Path(options.output_dir)
+        error = None
+        if dist.is_main:
+            try:
+                ckpt.check_writable(out_dir)
+            except PermissionError as err:
+                error = str(err)
+        error = dist_utils.broadcast_object(error)
+        if error is not None:
+            raise PermissionError(error)
+        if dist.is_main:
+            if _PACKAGE_LOGGER.getEffectiveLevel() > logging.INFO:
+                _PACKAGE_LOGGER.setLevel(logging.INFO)
+            handler = logging.FileHandler(out_dir / "train.log")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            _PACKAGE_LOGGER.addHandler(handler)
+        else:
+            _PACKAGE_LOGGER.setLevel(logging.ERROR)  # only rank 0 logs
+        precision, dtype = resolve_precision(options.precision, dist.device)
+        yield RunContext(options, dist, out_dir, MetricsWriter(out_dir, enabled=dist.is_main), dtype, precision)
+    finally:
+        if handler is not None:
+            _PACKAGE_LOGGER.removeHandler(handler)
+            handler.close()
+        _PACKAGE_LOGGER.setLevel(previous_level)
+        if joined:
+            dist_utils.teardown()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_num_workers(options: BaseOptions) -> int:
+    if options.num_workers is not None:
+        return options.num_workers
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(8, (os.cpu_count() or 1) // max(local, 1) - 1))
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode; many threads each would only contend
+
+
+def make_loader(dataset: Dataset, sampler: ResumableSampler, batch_size: int, collate: Callable, options: BaseOptions,
+                dist: DistInfo, drop_last: bool) -> DataLoader:
+    workers = default_num_workers(options)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
+        pin_memory=dist.device.type == "cuda", drop_last=drop_last, persistent_workers=workers > 0,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        generator=torch.Generator().manual_seed(options.seed),  # never draw from the global RNG
+    )
+
+
+@dataclass
+class BatchPlan:
+    """per_device x world_size x accum = global batch (videos per optimizer step)."""
+
+    global_batch: int
+    per_device: int
+    accum: int
+    steps_per_epoch: int
+
+
+def plan_batches(options: TrainOptions, num_videos: int, world_size: int) -> BatchPlan:
+    if options.per_device_batch_size is not None:
+        per_device = options.per_device_batch_size
+        accum, rest = divmod(options.batch_size, per_device * world_size)
+        if rest or accum == 0:
+            raise ValueError(f"batch_size {options.batch_size} is not a multiple of per_device_batch_size "
+                             f"{per_device} x {world_size} process(es)")
+    else:
+        accum = options.accum_steps
+        per_device, rest = divmod(options.batch_size, world_size * accum)
+        if rest or per_device == 0:
+            raise ValueError(f"batch_size {options.batch_size} does not split over {world_size} process(es) x "
+                             f"{accum} accumulation step(s); choose a multiple of {world_size * accum}")
+    steps = num_videos // world_size // per_device // accum
+    if steps == 0:
+        raise ValueError(f"the training set has {num_videos} videos, fewer than one global batch of "
+                         f"{options.batch_size}; lower batch_size")
+    return BatchPlan(options.batch_size, per_device, accum, steps)
+
+
+@dataclass
+class FitResult:
+    state: TrainState
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+    checkpoint: Path | None = None
+
+
+def fit(
+    ctx: RunContext,
+    raw_model: nn.Module,
+    dataset: Dataset,
+    collate: Callable,
+    loss_fn: LossFn,
+    options: TrainOptions,
+    layer_decay: float = 1.0,
+    on_epoch_end: Callable[[TrainState], dict[str, Any] | None] | None = None,
+    extra_files: dict[str, str] | None = None,
+) -> FitResult:
+    """Train `raw_model` on `dataset` for `options.epochs` (or `max_steps`), resumable."""
+    dist, device = ctx.dist, ctx.dist.device
+    plan = plan_batches(options, len(dataset), dist.world_size)
+    peak = options.lr if options.lr is not None else scaled_lr(options.base_lr, plan.global_batch)
+    total_steps = options.epochs * plan.steps_per_epoch
+    warmup = options.warmup_steps if options.warmup_steps is not None else \
+        round(options.warmup_epochs * plan.steps_per_epoch)
+    schedule = CosineSchedule(peak_lr=peak, total_steps=total_steps, warmup_steps=min(warmup, total_steps),
+                              min_lr=scaled_lr(options.min_lr, plan.global_batch),
+                              warmup_lr=scaled_lr(options.warmup_lr, plan.global_batch))
+    logger.info("%d videos, %d process(es) x %d per device x %d accumulation = batch %d; %d steps per epoch, "
+                "%d in all; peak lr %.3g, %d warmup steps; precision %s", len(dataset), dist.world_size,
+                plan.per_device, plan.accum, plan.global_batch, plan.steps_per_epoch, total_steps, peak,
+                schedule.warmup_steps, ctx.precision)
+
+    raw_model.to(device)
+    if options.gradient_checkpointing:
+        raw_model.gradient_checkpointing_enable()
+    optimizer = build_optimizer(raw_model, peak, options.weight_decay, options.betas, options.eps, layer_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=ctx.precision == "fp16")
+    sampler = ResumableSampler(len(dataset), dist.world_size, dist.rank, shuffle=True, seed=options.seed)
+    loader = make_loader(dataset, sampler, plan.per_device, collate, options, dist, drop_last=True)
+
+    state = TrainState()
+    seed_everything(options.seed + dist.rank)  # the training stream (drop path, ...): one per process
+    resume_from = ckpt.resolve_resume(options.resume, ctx.out_dir)
+    if resume_from is not None:
+        state = _restore(resume_from, raw_model, optimizer, scaler, plan, dist)
+        ctx.metrics.truncate_after(state.step)
+    elif options.resume:
+        logger.info("resume: no checkpoint in %s yet, starting from scratch", ctx.out_dir)
+
+    model: nn.Module = raw_model
+    if options.compile:
+        model = torch.compile(model)
+    if dist.distributed:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+
+    last_saved = {"step": state.step if resume_from is not None else -1}
+
+    def save(state_now: TrainState) -> Path | None:
+        rngs = dist_utils.all_gather_objects(ckpt.rng_state())
+        path = None
+        if dist.is_main:
+            payload = {
+                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "train_state": state_now.to_dict(), "rng": rngs, "world_size": dist.world_size,
+                "data": {"seed": options.seed, "epoch": state_now.epoch, "num_videos": len(dataset),
+                         "videos_consumed": state_now.epoch_batches * plan.per_device * dist.world_size},
+                "global_batch": plan.global_batch, "config": raw_model.config.to_dict(),
+                "options": options.to_dict(),
+            }
+            path = ckpt.save_checkpoint(ctx.out_dir, state_now.step, payload, raw_model, options.keep_last,
+                                        extra_files)
+            logger.info("checkpoint written: %s", path)
+        last_saved["step"] = state_now.step
+        return path
+
+    def on_step(state_now: TrainState) -> None:
+        if state_now.step % options.checkpoint_every == 0:
+            save(state_now)
+
+    loop = Loop(model=model, optimizer=optimizer, scaler=scaler, schedule=schedule, loader=loader, dist=dist,
+                loss_fn=loss_fn, steps_per_epoch=plan.steps_per_epoch, accum_steps=plan.accum,
+                max_steps=options.max_steps, clip_grad=options.clip_grad, autocast_dtype=ctx.autocast_dtype,
+                mean=options.mean, std=options.std, log_every=options.log_every, progress=options.progress,
+                on_step=on_step, on_log=lambda record: ctx.metrics.write("train", record))
+    result = FitResult(state=state)
+    stopped = options.max_steps is not None and state.step >= options.max_steps
+    while state.epoch < options.epochs and not stopped:
+        if state.epoch_batches >= plan.steps_per_epoch * plan.accum:  # resumed from the end of an epoch
+            state.epoch, state.epoch_batches = state.epoch + 1, 0
+            continue
+        sampler.set_epoch(state.epoch, start=state.epoch_batches * plan.per_device)
+        loop.failures = {}
+        stats, stopped = train_one_epoch(loop, state)
+        finished_epoch = state.epoch_batches >= plan.steps_per_epoch * plan.accum
+        failures = gather_failures(loop.failures)
+        report_failures(failures, f"epoch {state.epoch}")
+        record = {"step": state.step, "epoch": state.epoch, **stats, "skipped_videos": len(failures),
+                  "skipped": failures, "complete": finished_epoch}
+        if finished_epoch:
+            state.epoch += 1
+            state.epoch_batches = 0
+            if on_epoch_end is not None:
+                record.update(on_epoch_end(state) or {})
+        ctx.metrics.write("epoch", record)
+        result.history.append(record)
+        logger.info("epoch %d: loss %.4f%s, %d video(s) skipped", record["epoch"], stats["loss"],
+                    f", train acc {stats['train_acc']:.3f}" if "train_acc" in stats else "", len(failures))
+    if last_saved["step"] != state.step:
+        result.checkpoint = save(state)
+    else:
+        latest = ckpt.latest_checkpoint(ctx.out_dir) if dist.is_main else None
+        result.checkpoint = latest
+    result.state = state
+    result.stopped_early = state.epoch < options.epochs
+    if dist.is_main and ctx.metrics.path.is_file():
+        plot_curves(ctx.metrics.path, ctx.out_dir / "curves.png")
+    dist_utils.barrier()
+    return result
+
+
+def _restore(path: Path, raw_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+             plan: BatchPlan, dist: DistInfo) -> TrainState:
+    """Load a checkpoint into the model, optimizer and scaler; restore this process's RNG;
+    return where to continue."""
+    payload = ckpt.load_checkpoint(path)
+    raw_model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if payload.get("scaler"):
+        scaler.load_state_dict(payload["scaler"])
+    state = TrainState(**payload["train_state"])
+    if payload.get("global_batch") != plan.global_batch:
+        logger.warning("resume: the checkpoint was trained with batch %s, this run uses %d; the schedule and "
+                       "data position are recomputed", payload.get("global_batch"), plan.global_batch)
+    consumed = payload["data"]["videos_consumed"]
+    per_step = plan.per_device * dist.world_size
+    if consumed % per_step:
+        logger.warning("resume: %d videos of epoch %d were consumed, not a whole number of batches of %d now; "
+                       "continuing at the next whole batch", consumed, state.epoch, per_step)
+    state.epoch_batches = math.ceil(consumed / per_step)
+    rngs = payload["rng"]
+    if len(rngs) == dist.world_size:
+        ckpt.set_rng_state(rngs[dist.rank])
+    else:
+        logger.warning("resume: the checkpoint holds RNG states of %d process(es), this run has %d; random "
+                       "streams restart from the seed", len(rngs), dist.world_size)
+    logger.info("resumed from %s: step %d, epoch %d, %d batch(es) into the epoch", path, state.step, state.epoch,
+                state.epoch_batches)
+    return state
+
+
+__all__ = ["RunContext", "run_context", "fit", "FitResult", "plan_batches", "BatchPlan", "make_loader",
+           "resolve_precision", "seed_everything", "default_num_workers"]
