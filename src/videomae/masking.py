@@ -80,6 +80,19 @@ def check_mask(bool_masked_pos: torch.Tensor, batch_size: int, num_patches: int)
     return int(counts[0]) if batch_size else 0
 
 
+def split_indices(bool_masked_pos: torch.Tensor, num_masked: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(visible, masked) token indices, each (B, n) and ascending: the order boolean indexing
+    gives. Gathering with them has a static shape, so no device sync and no graph break."""
+    order = torch.argsort(bool_masked_pos.to(torch.uint8), dim=1, stable=True)  # visible first, then masked
+    num_visible = bool_masked_pos.shape[1] - num_masked
+    return order[:, :num_visible], order[:, num_visible:]
+
+
+def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) tokens at (B, n) indices -> (B, n, D)."""
+    return tokens.gather(1, index[..., None].expand(-1, -1, tokens.shape[-1]))
+
+
 def patchify(video: torch.Tensor, tubelet_size: int, patch_size: int) -> torch.Tensor:
     """(B, T, C, H, W) -> (B, N, tubelet * patch * patch * C), tokens in (t, h, w) order."""
     b, t, c, h, w = video.shape
@@ -132,20 +145,25 @@ def normalize_patches(patches: torch.Tensor, channels: int, eps: float = 1e-6) -
 
 def pretraining_targets(
     pixel_values: torch.Tensor,
-    bool_masked_pos: torch.Tensor,
+    bool_masked_pos: torch.Tensor | None,
     tubelet_size: int,
     patch_size: int,
     norm_pix_loss: bool = True,
+    masked_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reconstruction targets for the masked tokens only: (B, num_masked, patch_dim).
 
     Three-channel inputs are un-normalised with the ImageNet statistics first, as the
-    original recipe and transformers do; other channel counts are used as given.
+    original recipe and transformers do; other channel counts are used as given. Pass
+    `masked_index` (from `split_indices`) to avoid a boolean gather.
     """
     b, _, c, _, _ = pixel_values.shape
     frames = unnormalize(pixel_values) if c == 3 else pixel_values
     patches = patchify(frames, tubelet_size, patch_size)
-    masked = patches[bool_masked_pos].reshape(b, -1, patches.shape[-1])  # (B, Nm, patch_dim)
+    if masked_index is None:
+        masked = patches[bool_masked_pos].reshape(b, -1, patches.shape[-1])  # (B, Nm, patch_dim)
+    else:
+        masked = gather_tokens(patches, masked_index)
     return normalize_patches(masked, c) if norm_pix_loss else masked
 
 

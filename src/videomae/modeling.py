@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import VideoMAEConfig
-from .masking import check_mask, pretraining_targets
+from .masking import check_mask, gather_tokens, pretraining_targets, split_indices
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
 from .pretrained import PreTrainedVideoMAE
 
@@ -84,7 +84,7 @@ class Attention(nn.Module):
             self.q_bias = self.v_bias = None
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
     def forward(
         self, x: torch.Tensor, head_mask: torch.Tensor | None = None, need_weights: bool = False
@@ -117,7 +117,7 @@ class Mlp(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.act = _ACT[act]()
         self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
+        self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.fc2(self.act(self.fc1(x))))
@@ -171,26 +171,27 @@ def run_blocks(
 
 # --------------------------------------------------------------------------- encoder
 class PatchEmbed(nn.Module):
-    """Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch)."""
+    """Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch), computed as
+    one matrix product on patchified pixels (much faster than the generic 3D convolution
+    kernels, and the output is token-major)."""
 
     def __init__(self, config: VideoMAEConfig) -> None:
         super().__init__()
         t, p = config.tubelet_size, config.patch_size
         self.proj = nn.Conv3d(config.num_channels, config.hidden_size, kernel_size=(t, p, p), stride=(t, p, p))
 
-    def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None) -> torch.Tensor:
-        """(B, T, C, H, W) -> (B, N or N_visible, D). With a mask, only visible tubelets are
-        projected: the convolution is a matrix product on patchified pixels, so gather first."""
+    def forward(self, pixel_values: torch.Tensor, visible_index: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, N or N_visible, D). With `visible_index` (B, N_visible) only
+        those tubelets are gathered and projected."""
         weight = self.proj.weight  # (D, C, t, p, p)
         d, c, t, p, _ = weight.shape
         b, frames, _, h, w = pixel_values.shape
-        if bool_masked_pos is None:
-            x = self.proj(pixel_values.transpose(1, 2))  # (B, D, T/t, H/p, W/p)
-            return x.flatten(2).transpose(1, 2)
         x = pixel_values.reshape(b, frames // t, t, c, h // p, p, w // p, p)
         x = x.permute(0, 1, 4, 6, 3, 2, 5, 7)  # (B, gt, gh, gw, C, t, p, p): the conv weight's order
-        x = x.reshape(b, -1, c * t * p * p)[~bool_masked_pos].reshape(b, -1, c * t * p * p)
-        return F.linear(x, weight.reshape(d, -1), self.proj.bias)
+        x = x.reshape(b, -1, c * t * p * p)  # (B, N, C*t*p*p)
+        if visible_index is not None:
+            x = gather_tokens(x, visible_index)  # (B, N_visible, C*t*p*p)
+        return F.linear(x, weight.reshape(d, -1).to(x.dtype), self.proj.bias)
 
 
 class VideoMAEModel(PreTrainedVideoMAE):
@@ -252,22 +253,31 @@ class VideoMAEModel(PreTrainedVideoMAE):
         return_dict: bool | None = None,
     ) -> BaseModelOutput | tuple:
         self.check_pixels(pixel_values)
-        b = pixel_values.shape[0]
-        mask = None
+        visible = None
         if bool_masked_pos is not None:
-            check_mask(bool_masked_pos, b, self.config.num_patches)
-            mask = bool_masked_pos.to(pixel_values.device, torch.bool)
-        x = self.patch_embed(pixel_values, mask)  # (B, N or N_visible, D)
-        pos = self.position_embeddings.to(x.dtype).expand(b, -1, -1)
-        if mask is not None:
-            pos = pos[~mask].reshape(b, -1, x.shape[-1])
-        x = x + pos
-        x, hidden, attentions = run_blocks(self.blocks, x, self._head_mask(head_mask), bool(output_attentions),
-                                           bool(output_hidden_states), self.gradient_checkpointing)
+            num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
+            visible, _ = split_indices(bool_masked_pos, num_masked)
+            visible = visible.to(pixel_values.device, non_blocking=True)
+        out = self.encode(pixel_values, visible, head_mask, bool(output_attentions), bool(output_hidden_states))
+        return out if return_dict is not False else out.to_tuple()
+
+    def encode(
+        self,
+        pixel_values: torch.Tensor,
+        visible_index: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutput:
+        """The encoder on checked inputs; `visible_index` (B, N_visible) selects the tokens."""
+        x = self.patch_embed(pixel_values, visible_index)  # (B, N or N_visible, D)
+        pos = self.position_embeddings.to(x.dtype)
+        pos = pos if visible_index is None else pos[0][visible_index]  # (1 or B, tokens, D)
+        x, hidden, attentions = run_blocks(self.blocks, x + pos, self._head_mask(head_mask), output_attentions,
+                                           output_hidden_states, self.gradient_checkpointing)
         if self.norm is not None:
             x = self.norm(x)
-        out = BaseModelOutput(last_hidden_state=x, hidden_states=hidden, attentions=attentions)
-        return out if return_dict is not False else out.to_tuple()
+        return BaseModelOutput(last_hidden_state=x, hidden_states=hidden, attentions=attentions)
 
 
 # --------------------------------------------------------------------------- pretraining
@@ -316,24 +326,37 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
         if bool_masked_pos is None:
             raise ValueError("VideoMAEForPreTraining needs bool_masked_pos (batch, num_patches): which tokens "
                              "to hide and reconstruct; see videomae.tube_mask")
-        outputs = self.videomae(pixel_values, bool_masked_pos, head_mask, output_attentions,
-                                output_hidden_states, return_dict=True)
-        b = pixel_values.shape[0]
-        mask = bool_masked_pos.to(pixel_values.device, torch.bool)
-        x = self.encoder_to_decoder(outputs.last_hidden_state)  # (B, N_visible, Dd)
-        dim = x.shape[-1]
-        pos = self.position_embeddings.to(x.dtype).expand(b, -1, -1)
-        pos_visible = pos[~mask].reshape(b, -1, dim)
-        pos_masked = pos[mask].reshape(b, -1, dim)  # (B, N_masked, Dd)
-        x = torch.cat([x + pos_visible, self.mask_token.to(x.dtype) + pos_masked], dim=1)
-        logits = self.decoder(x, pos_masked.shape[1])
-        with torch.no_grad():
-            targets = pretraining_targets(pixel_values, mask, self.config.tubelet_size, self.config.patch_size,
-                                          self.config.norm_pix_loss)
-        loss = F.mse_loss(logits.float(), targets.float())
-        out = VideoMAEForPreTrainingOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
-                                           attentions=outputs.attentions)
+        self.videomae.check_pixels(pixel_values)
+        num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
+        visible, masked = (i.to(pixel_values.device, non_blocking=True)
+                           for i in split_indices(bool_masked_pos, num_masked))
+        out = self.forward_indexed(pixel_values, visible, masked, head_mask, bool(output_attentions),
+                                   bool(output_hidden_states))
         return out if return_dict is not False else out.to_tuple()
+
+    def forward_indexed(
+        self,
+        pixel_values: torch.Tensor,
+        visible_index: torch.Tensor,
+        masked_index: torch.Tensor,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> VideoMAEForPreTrainingOutput:
+        """The pretraining computation on token indices (from `masking.split_indices`): no
+        data-dependent shapes and no host sync, so it compiles and graphs as one piece."""
+        outputs = self.videomae.encode(pixel_values, visible_index, head_mask, output_attentions,
+                                       output_hidden_states)
+        x = self.encoder_to_decoder(outputs.last_hidden_state)  # (B, N_visible, Dd)
+        pos = self.position_embeddings[0].to(x.dtype)
+        x = torch.cat([x + pos[visible_index], self.mask_token.to(x.dtype) + pos[masked_index]], dim=1)  # (B, N, Dd)
+        logits = self.decoder(x, masked_index.shape[1])
+        with torch.no_grad():
+            targets = pretraining_targets(pixel_values, None, self.config.tubelet_size, self.config.patch_size,
+                                          self.config.norm_pix_loss, masked_index=masked_index)
+        loss = F.mse_loss(logits.float(), targets.float())
+        return VideoMAEForPreTrainingOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                            attentions=outputs.attentions)
 
 
 # --------------------------------------------------------------------------- classification
@@ -390,7 +413,7 @@ class VideoMAEForVideoClassification(PreTrainedVideoMAE):
         if problem == "single_label_classification":
             flat = labels.reshape(-1)
             bad = (flat != -100) & ((flat < 0) | (flat >= n))
-            if bool(bad.any()):
+            if not torch.compiler.is_compiling() and bool(bad.any()):
                 raise ValueError(f"labels must be in [0, {n}) (or -100 to ignore); got {flat[bad].tolist()}")
             return F.cross_entropy(logits.reshape(-1, n), flat)
         if tuple(labels.shape) != tuple(logits.shape):
