@@ -37,18 +37,18 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 8, codec: str =
     return path
 
 
-def moving_square(direction: int, rng: np.random.Generator, num_frames: int = 16, size: int = 32) -> np.ndarray:
-    """A bright square gliding right (direction +1) or left (-1) over a noisy dark background:
-    (T, H, W, 3) uint8. Only the motion tells the classes apart."""
+def moving_bar(direction: int, rng: np.random.Generator, num_frames: int = 16, size: int = 32) -> np.ndarray:
+    """A bright full-height bar gliding right (direction +1) or left (-1) over a noisy dark
+    background: (T, H, W, 3) uint8. Only the motion tells the classes apart, and any crop
+    of a clip still sees it."""
     side = size // 4
     frames = (rng.random((num_frames, size, size, 3)) * 60).astype(np.uint8)
-    y = int(rng.integers(0, size - side))
     travel = size - side
     colour = rng.integers(150, 256, size=3).astype(np.uint8)
     for i in range(num_frames):
         progress = i / max(num_frames - 1, 1)
         x = int(round(progress * travel)) if direction > 0 else int(round((1 - progress) * travel))
-        frames[i, y:y + side, x:x + side] = colour
+        frames[i, :, x:x + side] = colour
     return frames
 
 
@@ -61,7 +61,7 @@ def make_motion_videos(root: str | Path, per_class: int = 6, num_frames: int = 1
     for label, (name, direction) in enumerate((("left", -1), ("right", 1))):
         for i in range(per_class):
             rel = f"{name}/{i:02d}.mp4"
-            write_video(root / rel, moving_square(direction, rng, num_frames, size), codec=codec)
+            write_video(root / rel, moving_bar(direction, rng, num_frames, size), codec=codec)
             lines.append(f"{rel} {label}")
     (root / "list.txt").write_text("\n".join(lines) + "\n")
     return root

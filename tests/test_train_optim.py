@@ -1,0 +1,104 @@
+"""The recipe's optimizer: weight-decay and layer-decay groups, the lr schedule, options."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from train_fixtures import TINY_CONFIG
+
+from videomae import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification
+from videomae.train import EvalOptions, FinetuneOptions, PretrainOptions
+from videomae.train.optim import CosineSchedule, build_optimizer, param_groups, scaled_lr
+
+
+def _config(**overrides):
+    return VideoMAEConfig(**{**TINY_CONFIG, "num_hidden_layers": 3, **overrides})
+
+
+def _groups_by_name(groups):
+    return {name: group for group in groups for name in group["param_names"]}
+
+
+def test_no_weight_decay_on_biases_norms_and_mask_token():
+    model = VideoMAEForPreTraining(_config())
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.05, betas=(0.9, 0.95))
+    by_name = _groups_by_name(optimizer.param_groups)
+    assert set(by_name) == {n for n, _ in model.named_parameters()}
+    for name, param in model.named_parameters():
+        expected = 0.0 if (param.ndim <= 1 or name == "mask_token") else 0.05
+        assert by_name[name]["weight_decay"] == expected, name
+    assert by_name["mask_token"]["weight_decay"] == 0.0
+    assert by_name["videomae.blocks.0.attn.q_bias"]["weight_decay"] == 0.0
+    assert by_name["videomae.blocks.0.norm1.weight"]["weight_decay"] == 0.0
+    assert by_name["videomae.patch_embed.proj.weight"]["weight_decay"] == 0.05
+    assert by_name["decoder.head.weight"]["weight_decay"] == 0.05
+    assert {g["lr_scale"] for g in optimizer.param_groups} == {1.0} and len(optimizer.param_groups) == 2
+    assert optimizer.defaults["betas"] == (0.9, 0.95)
+
+
+def test_layer_decay_scales_lr_by_depth():
+    model = VideoMAEForVideoClassification(_config(num_labels=5))
+    decay, layers = 0.75, 3
+    groups = param_groups(model, weight_decay=0.05, layer_decay=decay)
+    by_name = _groups_by_name(groups)
+
+    def scale(layer):
+        return decay ** (layers + 1 - layer)
+
+    assert by_name["videomae.patch_embed.proj.weight"]["layer_id"] == 0
+    assert by_name["videomae.patch_embed.proj.weight"]["lr_scale"] == pytest.approx(scale(0))
+    for i in range(layers):
+        for suffix in ("attn.qkv.weight", "mlp.fc2.bias", "norm2.weight"):
+            group = by_name[f"videomae.blocks.{i}.{suffix}"]
+            assert group["layer_id"] == i + 1 and group["lr_scale"] == pytest.approx(scale(i + 1))
+    for head in ("fc_norm.weight", "fc_norm.bias", "classifier.weight", "classifier.bias"):
+        assert by_name[head]["layer_id"] == layers + 1 and by_name[head]["lr_scale"] == 1.0
+    assert by_name["classifier.weight"]["weight_decay"] == 0.05
+    assert by_name["classifier.bias"]["weight_decay"] == 0.0
+    # the schedule's lr reaches each group times its scale
+    optimizer = torch.optim.AdamW(groups, lr=1.0)
+    CosineSchedule(peak_lr=2e-3, total_steps=10).apply(optimizer, 0)
+    for group in optimizer.param_groups:
+        assert group["lr"] == pytest.approx(2e-3 * group["lr_scale"])
+
+
+def test_cosine_schedule_is_a_pure_function_of_the_step():
+    s = CosineSchedule(peak_lr=1.0, total_steps=110, warmup_steps=10, min_lr=0.01, warmup_lr=0.0)
+    assert s.lr(0) == 0.0
+    assert s.lr(5) == pytest.approx(0.5)
+    assert s.lr(10) == pytest.approx(1.0)
+    assert s.lr(60) == pytest.approx(0.01 + 0.5 * 0.99)
+    assert s.lr(110) == pytest.approx(0.01) and s.lr(500) == pytest.approx(0.01)
+    lrs = [s.lr(i) for i in range(10, 111)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert [s.lr(i) for i in range(20)] == [s.lr(i) for i in range(20)]
+    assert scaled_lr(1.5e-4, 512) == pytest.approx(3e-4)
+
+
+def test_options_defaults_are_the_papers_and_every_field_is_documented(tmp_path):
+    pre, fine = PretrainOptions(), FinetuneOptions()
+    assert (pre.mask_ratio, pre.mask_type, pre.base_lr, pre.betas, pre.weight_decay) == (0.9, "tube", 1.5e-4,
+                                                                                          (0.9, 0.95), 0.05)
+    assert (fine.layer_decay, fine.drop_path, fine.label_smoothing, fine.mixup, fine.cutmix) == (0.75, 0.1, 0.1,
+                                                                                                0.8, 1.0)
+    assert (fine.mixup_prob, fine.mixup_switch_prob, fine.betas) == (1.0, 0.5, (0.9, 0.999))
+    for cls in (PretrainOptions, FinetuneOptions, EvalOptions):
+        types = cls.field_types()
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+            assert f.name in types
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"epochs": 3, "betas": [0.8, 0.9], "data": "a.txt"}))
+    options = PretrainOptions.load(config, epochs=5)
+    assert (options.epochs, options.betas, options.data) == (5, (0.8, 0.9), "a.txt")
+    with pytest.raises(TypeError, match="did you mean 'epochs'"):
+        PretrainOptions.load(config, epoch=5)
+    with pytest.raises(TypeError, match="expected an integer"):
+        PretrainOptions.load(None, epochs="5")
+    with pytest.raises(ValueError, match="mask_ratio"):
+        PretrainOptions.load(None, mask_ratio=1.5)
+    assert math.isclose(PretrainOptions.from_dict(options.to_dict()).betas[0], 0.8)
