@@ -79,3 +79,38 @@ def make_corrupt_videos(folder: str | Path, valid: Path) -> dict[str, Path]:
     data = valid.read_bytes()
     truncated.write_bytes(data[: len(data) // 3])
     return {"empty": empty, "noise": noise, "truncated": truncated}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_job(job_file: str) -> None:
+    """One process of a multi-process test run (started by torchrun): run the entry points the
+    job names with its options; rank 0 writes their JSON results."""
+    import json
+    import os
+
+    import torch
+
+    from videomae.train import evaluate, pretrain
+
+    torch.set_num_threads(1)
+    job = json.loads(Path(job_file).read_text())
+    results = {}
+    if "pretrain" in job:
+        results["pretrain"] = pretrain(**job["pretrain"])
+    if "evaluate" in job:
+        results["evaluate"] = evaluate(**job["evaluate"])
+    if os.environ.get("RANK", "0") == "0":
+        Path(job["result"]).write_text(json.dumps(results, default=str))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _run_job(sys.argv[1])

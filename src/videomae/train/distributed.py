@@ -3,6 +3,7 @@ the training loop needs. Every function also works, trivially, without a process
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ def setup(device: str = "auto") -> DistInfo:
         backend = "nccl" if resolved.type == "cuda" else "gloo"
         kwargs: dict[str, Any] = {"device_id": resolved} if backend == "nccl" else {}
         dist.init_process_group(backend=backend, **kwargs)
+        # Kept for the life of the process, so that several entry points can run in one
+        # (pretrain then finetune); joining a second time after leaving would hang.
+        atexit.register(teardown)
         logger.info("process %d of %d joined the %s process group", rank, world_size, backend)
     if dist.is_initialized():
         rank, world_size = dist.get_rank(), dist.get_world_size()

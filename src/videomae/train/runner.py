@@ -4,6 +4,7 @@ batch arithmetic, optimizer and schedule, resuming, checkpoints and the epoch lo
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import os
@@ -53,9 +54,8 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, torch.
 
 @contextlib.contextmanager
 def run_context(options: BaseOptions) -> Iterator[RunContext]:
-    """Join the process group, check the output folder (before any work), log to
-    `train.log` on rank 0, and leave the process group on exit if this call joined it."""
-    joined = not torch.distributed.is_initialized()
+    """Join the process group (once per process), check the output folder (before any work),
+    and log to `train.log` on rank 0."""
     dist = dist_utils.setup(options.device)
     handler: logging.Handler | None = None
     previous_level = _PACKAGE_LOGGER.level
@@ -85,8 +85,6 @@ def run_context(options: BaseOptions) -> Iterator[RunContext]:
             _PACKAGE_LOGGER.removeHandler(handler)
             handler.close()
         _PACKAGE_LOGGER.setLevel(previous_level)
-        if joined:
-            dist_utils.teardown()
 
 
 def seed_everything(seed: int) -> None:
@@ -202,8 +200,7 @@ def fit(
     if options.compile:
         model = torch.compile(model)
     if dist.distributed:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+        model = _wrap_ddp(model, device)
 
     last_saved = {"step": state.step if resume_from is not None else -1}
 
@@ -268,6 +265,15 @@ def fit(
         plot_curves(ctx.metrics.path, ctx.out_dir / "curves.png")
     dist_utils.barrier()
     return result
+
+
+def _wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """DistributedDataParallel without a buffer broadcast every forward: the buffers are the
+    fixed position tables, equal everywhere."""
+    ddp = nn.parallel.DistributedDataParallel
+    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters \
+        else {"broadcast_buffers": False}
+    return ddp(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
 
 def _restore(path: Path, raw_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
