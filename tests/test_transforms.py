@@ -22,7 +22,16 @@ def _pil_resize(image, height, width, resample=Image.BILINEAR):
     return np.asarray(Image.fromarray(image).resize((width, height), resample)).astype(np.int64)
 
 
-SIZES = [(720, 1280, 224, 398), (1280, 720, 398, 224), (100, 150, 224, 336), (37, 53, 224, 320), (481, 263, 113, 57)]
+SIZES = [
+    (720, 1280, 224, 398),
+    (1280, 720, 398, 224),
+    (100, 150, 224, 336),
+    (37, 53, 224, 320),
+    (481, 263, 113, 57),
+    (280, 250, 224, 200),  # ratio 5/4: exact ties everywhere, where torch's uint8 kernel rounds unlike PIL
+    (64, 80, 224, 280),  # upscaling 7/2
+    (256, 256, 224, 224),
+]
 
 
 @pytest.mark.parametrize("height, width, out_h, out_w", SIZES)
@@ -34,7 +43,9 @@ def test_bilinear_resize_matches_pil_within_one_level(height, width, out_h, out_
         out = T.resize(source, (out_h, out_w))
         assert out.dtype == source.dtype and out.shape == (1, 3, out_h, out_w)
         diff = np.abs(out[0].permute(1, 2, 0).double().numpy() - expected)
-        assert diff.max() <= 1.0, f"{source.dtype}: max diff {diff.max()}"
+        # uint8 results are rounded like PIL's; float ones are not, and may sit a hair past one level.
+        limit = 1.0 if source.dtype == torch.uint8 else 1.01
+        assert diff.max() <= limit, f"{source.dtype}: max diff {diff.max()}"
 
 
 def test_other_filters_follow_pil():

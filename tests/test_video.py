@@ -156,6 +156,9 @@ def test_bad_indices_name_the_file_and_the_range(codec_videos):
     with pytest.raises(VideoDecodeError, match="no frame indices"):
         read_video(path, [])
     assert read_video(path, torch.tensor([2, 1])).shape[0] == 2
+    seen = []
+    out = read_video(path, lambda n: seen.append(n) or [n - 1, 0])  # indices chosen from the frame count
+    assert seen == [24] and out.shape[0] == 2
 
 
 @pytest.mark.parametrize(

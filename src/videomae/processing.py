@@ -13,6 +13,7 @@ GPU. Given a file path it also decodes and samples the clip (see `videomae.video
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import torch
 
 from . import transforms as T
 from .sampling import multi_clip_indices
-from .video import probe_video, read_video
+from .video import read_video
 
 __all__ = ["BatchFeature", "VideoMAEImageProcessor", "VideoMAEFeatureExtractor"]
 
@@ -95,11 +96,10 @@ def _size_dict(size: int | Sequence[int] | dict | None, default_to_square: bool,
     )
 
 
-def _mean_std(value: float | Sequence[float] | None) -> list[float] | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return [float(value)] * 3
+def _mean_std(value: float | Sequence[float] | None) -> float | list[float] | None:
+    """A float (one value for every channel, kept as given, as transformers does) or a list."""
+    if value is None or isinstance(value, (int, float)):
+        return None if value is None else float(value)
     return [float(v) for v in value]
 
 
@@ -317,9 +317,9 @@ class VideoMAEImageProcessor:
             "do_normalize": self.do_normalize,
             "do_rescale": self.do_rescale,
             "do_resize": self.do_resize,
-            "image_mean": list(self.image_mean),
+            "image_mean": copy.copy(self.image_mean),
             "image_processor_type": "VideoMAEImageProcessor",
-            "image_std": list(self.image_std),
+            "image_std": copy.copy(self.image_std),
             "resample": self.resample,
             "rescale_factor": self.rescale_factor,
             "size": dict(self.size),
@@ -482,7 +482,7 @@ class VideoMAEImageProcessor:
 
         num_videos = pieces[-1][0] + 1
         per_video: list[list[torch.Tensor]] = [[] for _ in range(num_videos)]
-        for (video, _), out in zip(pieces, outputs):
+        for (video, _), out in zip(pieces, outputs, strict=True):
             per_video[video].append(out)
         clips = [parts[0] if len(parts) == 1 else torch.cat(parts) for parts in per_video]
         if out_format == "channels_last":
@@ -500,9 +500,10 @@ class VideoMAEImageProcessor:
         for number, video in enumerate(batch):
             pil = False
             if isinstance(video, (str, os.PathLike)):
-                info = probe_video(video)
-                indices = multi_clip_indices(num_frames, frame_sample_rate, info.num_frames, 1)[0]
-                clips, fmt = [read_video(video, indices)], "channels_last"
+                def centred_clip(total: int) -> np.ndarray:
+                    return multi_clip_indices(num_frames, frame_sample_rate, total, 1)[0]
+
+                clips, fmt = [read_video(video, centred_clip)], "channels_last"
             elif isinstance(video, (np.ndarray, torch.Tensor)):
                 clips, fmt = [_to_tensor(video)], in_format
             else:
@@ -516,6 +517,8 @@ class VideoMAEImageProcessor:
                         f"video {number} has shape {tuple(clip.shape)}: expected (frames, H, W, C) or "
                         "(frames, C, H, W)"
                     )
+                if clip.shape[0] == 0:
+                    raise ValueError(f"video {number} has no frames (shape {tuple(clip.shape)})")
                 clip = _channels_first(clip, fmt, pil)
                 pieces.append((number, _as_rgb(_as_supported_dtype(clip))))
         return pieces
@@ -564,9 +567,22 @@ def _split_batch(videos: Any) -> list[Any]:
 
 
 def _concat(clips: list[torch.Tensor]) -> torch.Tensor:
-    """Concatenate (t, C, H, W) clips along t, keeping channels-last memory when they all have it."""
+    """Concatenate (t, C, H, W) clips along t, keeping channels-last memory when they all have it.
+
+    Clips that are consecutive slices of one tensor (`list(frames.reshape(clips, T, ...))`) are
+    viewed together instead of copied.
+    """
     if len(clips) == 1:
         return clips[0]
+    first = clips[0]
+    if all(c.stride() == first.stride() and c.dtype == first.dtype and c.device == first.device for c in clips):
+        step = first.stride(0) * first.element_size()
+        starts = [c.data_ptr() for c in clips]
+        ends = [start + c.shape[0] * step for start, c in zip(starts, clips, strict=True)]
+        same_storage = all(c.untyped_storage().data_ptr() == first.untyped_storage().data_ptr() for c in clips)
+        if same_storage and starts[1:] == ends[:-1]:
+            total = sum(c.shape[0] for c in clips)
+            return first.as_strided((total, *first.shape[1:]), first.stride())
     if all(clip.permute(0, 2, 3, 1).is_contiguous() for clip in clips):
         return torch.cat([clip.permute(0, 2, 3, 1) for clip in clips]).permute(0, 3, 1, 2)
     return torch.cat(clips)

@@ -5,14 +5,14 @@ clip (T, C, H, W) and a batch of clips (B, T, C, H, W) go through the same code,
 and comes back with the same leading dimensions. One implementation serves the inference
 processor and the training pipeline.
 
-Speed comes from staying in uint8 as long as possible: crops are views, resizing uint8 on the CPU
-uses torch's antialiased uint8 kernel (fastest on channels-last memory, which is what frames
+Speed comes from staying in uint8 as long as possible: crops are views, downscaling uint8 on the
+CPU uses torch's antialiased uint8 kernel (fastest on channels-last memory, which is what frames
 decoded as (T, H, W, C) already are), and only the final `rescale_and_normalize` writes float32,
 once, as a single fused multiply-add. Crop before normalising: it touches fewer pixels.
 
 Antialiased bilinear resizing follows PIL's filter (support scaled with the downscaling factor,
 pixel centres at +0.5), so results match PIL's `Image.resize(..., BILINEAR)` within one 8-bit
-level.
+level; see `_UINT8_MIN_SCALE` for when the uint8 kernel is used.
 """
 
 from __future__ import annotations
@@ -74,6 +74,13 @@ def _randint(high: int, generator: torch.Generator | None) -> int:
 
 # ---------------------------------------------------------------- resizing
 
+# torch's uint8 kernel rounds exact ties (x.5 before rounding) differently from PIL. Alone that is
+# one level; through both passes it can reach two, but only where ties are frequent: scale ratios
+# of small denominators near 1 (5/4, 8/7) and upscaling. From this downscaling factor on (checked
+# on noise images: 720p, 1080p, 360p, 500x500, ... to 224) it stays within one level. Below it the
+# image is small, so the float kernel, exact but slower, costs little.
+_UINT8_MIN_SCALE = 1.5
+
 
 def shortest_edge_size(height: int, width: int, size: int, max_size: int | None = None) -> tuple[int, int]:
     """Output (height, width) when the shorter side becomes `size`, the longer one scaled and truncated.
@@ -99,6 +106,14 @@ def shortest_edge_size(height: int, width: int, size: int, max_size: int | None 
     return size, int(scale_from * width / height)
 
 
+def _uint8_kernel_ok(x: torch.Tensor, height: int, width: int) -> bool:
+    """Whether torch's uint8 kernel (CPU only) is within one level of PIL for this resize."""
+    if x.device.type != "cpu":
+        return False
+    in_h, in_w = x.shape[-2:]
+    return all(src == dst or src >= _UINT8_MIN_SCALE * dst for src, dst in ((in_h, height), (in_w, width)))
+
+
 def resize(
     x: torch.Tensor, size: int | Sequence[int], interpolation: str = "bilinear", antialias: bool = True
 ) -> torch.Tensor:
@@ -120,12 +135,12 @@ def resize(
     lead = x.shape[:-3]
     x4 = x.reshape(-1, *x.shape[-3:])  # (N, C, H, W); a view for clips and batches alike
     kwargs = {} if mode == "nearest-exact" else {"antialias": antialias, "align_corners": False}
-    if x.dtype == torch.uint8 and (x.device.type == "cpu" or mode == "nearest-exact"):
-        if x.device.type == "cpu" and x4.shape[1] in (3, 4):
+    if x.dtype == torch.uint8 and (mode == "nearest-exact" or _uint8_kernel_ok(x4, height, width)):
+        if x4.device.type == "cpu" and x4.shape[1] in (3, 4):
             x4 = x4.contiguous(memory_format=torch.channels_last)  # the vectorised uint8 kernel's layout
         out = F.interpolate(x4, size=(height, width), mode=mode, **kwargs)
     elif x.dtype == torch.uint8:
-        # No uint8 kernel here (e.g. CUDA): resize in float, round back like PIL does.
+        # Float, then round back like PIL: exact up to PIL's own rounding (see _uint8_kernel_ok).
         out = F.interpolate(x4.float(), size=(height, width), mode=mode, **kwargs)
         out = out.round_().clamp_(0, 255).to(torch.uint8)
     elif x.dtype in (torch.float32, torch.float64) or x.device.type != "cpu":

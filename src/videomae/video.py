@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -309,7 +309,7 @@ def probe_video(path: PathLike, count_frames: bool = True) -> VideoInfo:
 
 def read_video(
     path: PathLike,
-    indices: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+    indices: Sequence[int] | np.ndarray | torch.Tensor | Callable[[int], Sequence[int]] | None = None,
     resize: int | None = None,
 ) -> torch.Tensor:
     """Decode the frames at `indices` (positions in presentation order) as RGB.
@@ -317,7 +317,9 @@ def read_video(
     Args:
         path: a video file.
         indices: frame indices in any order, repeats allowed (a short video sampled with
-            repeats); the output follows this order. None reads every frame.
+            repeats); the output follows this order. None reads every frame. A callable is
+            given the number of frames and returns the indices, which saves opening the file
+            twice: `read_video(path, lambda n: sample_frame_indices(16, 4, n, generator))`.
         resize: if set, the decoder's converter scales frames so their shorter side is `resize`
             (longer side `int(resize * long / short)`). Much faster than decoding full size and
             resizing after, but its filter is FFmpeg's bilinear, not PIL's: use the processor's
@@ -334,6 +336,8 @@ def read_video(
     try:
         index = _scan(container, stream, name)
         num_frames = len(index.pts)
+        if callable(indices):
+            indices = indices(num_frames)
         if indices is None:
             wanted_idx = np.arange(num_frames, dtype=np.int64)
         else:

@@ -1,0 +1,278 @@
+"""VideoMAEImageProcessor against transformers' (PIL backend): values, shapes, config files."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from video_fixtures import pattern_frames, write_video
+
+import videomae
+from videomae import BatchFeature, VideoMAEFeatureExtractor, VideoMAEImageProcessor
+from videomae.sampling import multi_clip_indices
+from videomae.video import read_video
+
+transformers = pytest.importorskip("transformers")
+from transformers import VideoMAEImageProcessorPil  # noqa: E402  (the reference, test-only)
+
+logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def _video(frames, height, width, seed=0):
+    """Frames with both smooth regions and noise, so resizing differences would show."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    smooth = np.stack([(xx * 3 + yy) % 256, (yy * 5) % 256, (xx * yy // 7) % 256], axis=-1)
+    noise = rng.integers(0, 256, (frames, height, width, 3))
+    return np.where(rng.random((frames, height, width, 1)) < 0.4, noise, smooth[None]).astype(np.uint8)
+
+
+def _levels(ours, reference, std):
+    """Largest difference in 8-bit levels (normalised difference * std * 255)."""
+    std = np.asarray(std, dtype=np.float64).reshape(1, 1, -1, 1, 1)
+    return float((np.abs(np.asarray(ours, np.float64) - np.asarray(reference, np.float64)) * std * 255).max())
+
+
+SHAPES = {
+    "hd": (720, 1280),
+    "landscape": (360, 640),
+    "portrait": (640, 360),
+    "square": (250, 250),
+    "small": (100, 150),
+    "odd": (97, 131),
+}
+PARAMS = {
+    "default": {},
+    "short128_crop112": {"size": {"shortest_edge": 128}, "crop_size": 112},
+    "imagenet_stats": {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]},
+    "no_center_crop": {"do_center_crop": False},
+    "height_width": {"size": {"height": 160, "width": 200}, "crop_size": {"height": 144, "width": 176}},
+    "crop_larger_than_image": {"do_resize": False, "crop_size": 280},
+    "shortest_and_longest": {"size": {"shortest_edge": 200, "longest_edge": 300}, "crop_size": 180},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("params", PARAMS)
+def test_pixel_values_match_transformers_within_one_level(shape, params):
+    kwargs = PARAMS[params]
+    frames = _video(3, *SHAPES[shape])
+    expected = VideoMAEImageProcessorPil(**kwargs)(list(frames), return_tensors="np").pixel_values
+    ours = VideoMAEImageProcessor(**kwargs)(list(frames), return_tensors="np").pixel_values
+    assert ours.shape == expected.shape and ours.dtype == expected.dtype == np.float32
+    std = kwargs.get("image_std", [0.5, 0.5, 0.5])
+    assert _levels(ours, expected, std) <= 1.0 + 1e-3
+
+
+def test_defaults_and_config_match_transformers():
+    ours, theirs = VideoMAEImageProcessor(), VideoMAEImageProcessorPil()
+    assert json.loads(ours.to_json_string()) == json.loads(theirs.to_json_string())
+    custom = {"size": 128, "crop_size": 112, "image_mean": [0.1, 0.2, 0.3], "image_std": 0.3, "do_center_crop": False}
+    theirs = VideoMAEImageProcessorPil(**custom)
+    ours = VideoMAEImageProcessor(**custom)
+    assert json.loads(ours.to_json_string()) == json.loads(theirs.to_json_string())
+    assert ours.size == {"shortest_edge": 128} and ours.crop_size == {"height": 112, "width": 112}
+    assert VideoMAEFeatureExtractor is VideoMAEImageProcessor
+    assert videomae.VideoMAEImageProcessor is VideoMAEImageProcessor
+
+
+def test_config_round_trips_with_transformers(tmp_path):
+    ours = VideoMAEImageProcessor(size={"shortest_edge": 160}, crop_size=144, image_mean=[0.485, 0.456, 0.406],
+                                  image_std=[0.229, 0.224, 0.225], resample=3, do_center_crop=False)
+    ours.save_pretrained(tmp_path / "ours")
+    loaded = VideoMAEImageProcessorPil.from_pretrained(tmp_path / "ours")
+    assert json.loads(loaded.to_json_string()) == json.loads(ours.to_json_string())
+    assert loaded.resample == 3 and loaded.size == {"shortest_edge": 160} and not loaded.do_center_crop
+
+    theirs = VideoMAEImageProcessorPil(size={"height": 200, "width": 180}, rescale_factor=0.5, do_normalize=False)
+    theirs.save_pretrained(tmp_path / "theirs")
+    back = VideoMAEImageProcessor.from_pretrained(tmp_path / "theirs")
+    assert json.loads(back.to_json_string()) == json.loads(theirs.to_json_string())
+    assert VideoMAEImageProcessor.from_pretrained(tmp_path / "theirs" / "preprocessor_config.json") == back
+    frames = list(_video(2, 120, 90))
+    np.testing.assert_allclose(
+        back(frames, return_tensors="np").pixel_values, theirs(frames, return_tensors="np").pixel_values, atol=1.01
+    )
+
+
+def test_transformers_4_hub_config_loads(tmp_path, caplog):
+    """The file MCG-NJU checkpoints carry: an int size, ImageNet statistics, the old type key."""
+    config = {
+        "do_center_crop": True, "do_normalize": True, "do_resize": True,
+        "feature_extractor_type": "VideoMAEFeatureExtractor", "image_mean": [0.485, 0.456, 0.406],
+        "image_std": [0.229, 0.224, 0.225], "resample": 2, "size": 224, "unused_option": 1,
+    }
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(config))
+    with caplog.at_level(logging.WARNING):
+        processor = VideoMAEImageProcessor.from_pretrained(tmp_path, do_rescale=True)
+    assert "unused_option" in caplog.text
+    assert processor.size == {"shortest_edge": 224} and processor.crop_size == {"height": 224, "width": 224}
+    assert processor.image_mean == [0.485, 0.456, 0.406]
+    with pytest.raises(TypeError, match="unknown VideoMAEImageProcessor parameters \\['do_resise'\\]"):
+        VideoMAEImageProcessor.from_pretrained(tmp_path, do_resise=False)
+
+
+def test_from_pretrained_errors_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(OSError, match="no preprocessor_config.json in this folder"):
+        VideoMAEImageProcessor.from_pretrained(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match="could not be fetched from the Hugging Face Hub"):
+        VideoMAEImageProcessor.from_pretrained("no-such-owner/no-such-videomae", local_files_only=True)
+    with pytest.raises(OSError, match="no such file or folder"):
+        VideoMAEImageProcessor.from_pretrained(tmp_path / "missing" / "deeper" / "folder")
+
+
+def test_return_tensors_none_is_nested_lists_like_transformers():
+    frames = list(_video(3, 90, 120))
+    ours = VideoMAEImageProcessor()(frames).pixel_values
+    theirs = VideoMAEImageProcessorPil()(frames).pixel_values
+    assert isinstance(ours, list) and len(ours) == len(theirs) == 1
+    assert isinstance(ours[0], list) and len(ours[0]) == 3
+    assert all(isinstance(f, np.ndarray) and f.shape == (3, 224, 224) and f.dtype == np.float32 for f in ours[0])
+    assert _levels(np.stack(ours[0])[None], np.stack(theirs[0])[None], [0.5] * 3) <= 1.001
+
+
+def test_input_kinds_give_the_same_pixels():
+    frames = _video(4, 96, 128)  # (T, H, W, C)
+    processor = VideoMAEImageProcessor()
+    expected = processor(list(frames), return_tensors="pt").pixel_values
+    assert expected.shape == (1, 4, 3, 224, 224)
+    kinds = {
+        "pil": [Image.fromarray(f) for f in frames],
+        "numpy_hwc_list": [f.copy() for f in frames],
+        "numpy_chw_list": [f.transpose(2, 0, 1).copy() for f in frames],
+        "tensor_chw_list": [torch.from_numpy(f).permute(2, 0, 1) for f in frames],
+        "tensor_hwc_list": [torch.from_numpy(f.copy()) for f in frames],
+        "numpy_4d": frames,
+        "tensor_4d_chw": torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
+    }
+    for name, video in kinds.items():
+        torch.testing.assert_close(processor(video, return_tensors="pt").pixel_values, expected, msg=name)
+    batch = processor([frames, frames[::-1]], return_tensors="pt").pixel_values
+    assert batch.shape == (2, 4, 3, 224, 224)
+    torch.testing.assert_close(batch[0], expected[0])
+    torch.testing.assert_close(batch[1], expected[0].flip(0))
+    five_d = processor(torch.from_numpy(np.stack([frames, frames])), return_tensors="pt").pixel_values
+    torch.testing.assert_close(five_d, batch[[0, 0]])
+    lists = processor([list(frames), list(frames)], return_tensors="np").pixel_values
+    assert isinstance(lists, np.ndarray) and lists.shape == (2, 4, 3, 224, 224)
+    single = processor(frames[0], return_tensors="pt").pixel_values
+    assert single.shape == (1, 1, 3, 224, 224)
+
+
+def test_clips_sliced_from_one_tensor_match_clips_processed_alone():
+    frames = torch.from_numpy(_video(6, 90, 120))  # (clips * T, H, W, 3), as read_video returns
+    clips = list(frames.reshape(3, 2, 90, 120, 3))
+    processor = VideoMAEImageProcessor()
+    batch = processor(clips, return_tensors="pt").pixel_values
+    assert batch.shape == (3, 2, 3, 224, 224)
+    for k, clip in enumerate(clips):
+        torch.testing.assert_close(batch[k], processor(clip.clone(), return_tensors="pt").pixel_values[0])
+    reordered = processor([clips[2], clips[0]], return_tensors="pt").pixel_values  # not adjacent: copied
+    torch.testing.assert_close(reordered, batch[[2, 0]])
+
+
+def test_batch_of_different_sizes_matches_one_by_one():
+    a, b = _video(3, 90, 160, seed=1), _video(2, 200, 120, seed=2)
+    processor = VideoMAEImageProcessor()
+    batch = processor([a, b]).pixel_values
+    assert [len(v) for v in batch] == [3, 2]
+    np.testing.assert_array_equal(np.stack(batch[0]), processor(a, return_tensors="np").pixel_values[0])
+    with pytest.raises(ValueError, match="cannot be stacked"):
+        processor([a, b], return_tensors="pt")
+
+
+def test_gray_and_alpha_frames_become_rgb():
+    processor = VideoMAEImageProcessor()
+    gray = _video(2, 80, 100)[..., 0]
+    out = processor(list(gray), return_tensors="np").pixel_values
+    reference = VideoMAEImageProcessorPil()(list(gray[..., None]), return_tensors="np", do_convert_rgb=True)
+    assert out.shape == (1, 2, 3, 224, 224)
+    assert _levels(out, reference.pixel_values, [0.5] * 3) <= 1.001
+    rgba = np.concatenate([_video(2, 80, 100), np.full((2, 80, 100, 1), 100, np.uint8)], axis=-1)
+    theirs = VideoMAEImageProcessorPil()([Image.fromarray(f) for f in rgba], return_tensors="np", do_convert_rgb=True)
+    ours_pil = processor([Image.fromarray(f) for f in rgba], return_tensors="np").pixel_values
+    ours_array = processor(list(rgba), return_tensors="np").pixel_values
+    assert _levels(ours_pil, theirs.pixel_values, [0.5] * 3) <= 1.001
+    assert _levels(ours_array, theirs.pixel_values, [0.5] * 3) <= 1.001
+
+
+def test_uint8_output_without_rescale_and_normalize_like_transformers():
+    frames = list(_video(2, 64, 80))
+    kwargs = {"do_rescale": False, "do_normalize": False}
+    ours = VideoMAEImageProcessor()(frames, return_tensors="np", **kwargs).pixel_values
+    theirs = VideoMAEImageProcessorPil()(frames, return_tensors="np", **kwargs).pixel_values
+    assert ours.dtype == theirs.dtype == np.uint8
+    assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
+
+
+def test_float_inputs_and_overrides():
+    frames = _video(2, 120, 160)
+    processor = VideoMAEImageProcessor()
+    as_float = processor(frames.astype(np.float32) / 255, do_rescale=False, return_tensors="pt").pixel_values
+    as_uint8 = processor(frames, return_tensors="pt").pixel_values
+    assert (as_float - as_uint8).abs().max() <= 2 / 255 + 1e-4
+    small = processor(frames, size=64, crop_size=(48, 56), return_tensors="pt").pixel_values
+    assert small.shape == (1, 2, 3, 48, 56)
+    last = processor(frames, data_format="channels_last", return_tensors="pt").pixel_values
+    torch.testing.assert_close(last, as_uint8.permute(0, 1, 3, 4, 2))
+    assert processor(frames, device="cpu", return_tensors="pt").pixel_values.device.type == "cpu"
+
+
+def test_batch_feature_behaves_like_transformers():
+    out = VideoMAEImageProcessor()(_video(2, 64, 64), return_tensors="pt")
+    assert isinstance(out, dict) and isinstance(out, BatchFeature)
+    assert out.pixel_values is out["pixel_values"] and list(out) == ["pixel_values"]
+    assert out.to(torch.float16).pixel_values.dtype == torch.float16
+    assert out.to("cpu").pixel_values.device.type == "cpu"
+    with pytest.raises(AttributeError, match="no key 'labels'"):
+        _ = out.labels
+
+
+def test_video_file_in_one_call(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", pattern_frames(40, 96, 128))
+    processor = VideoMAEImageProcessor()
+    out = processor(str(path), num_frames=8, frame_sample_rate=3, return_tensors="pt").pixel_values
+    frames = read_video(path, multi_clip_indices(8, 3, 40, 1)[0])
+    torch.testing.assert_close(out, processor(frames, return_tensors="pt").pixel_values)
+    assert processor([path, path], num_frames=4, return_tensors="pt").pixel_values.shape == (2, 4, 3, 224, 224)
+
+
+@pytest.mark.parametrize(
+    "videos, error, message",
+    [
+        ([], ValueError, "videos is empty"),
+        (np.zeros((2, 3, 4, 5, 6, 7), np.uint8), ValueError, r"shape \(2, 3, 4, 5, 6, 7\)"),
+        (np.zeros(10, np.uint8), ValueError, r"shape \(10,\)"),
+        ([np.zeros((8, 8, 5), np.uint8)], ValueError, r"channel axis of frames shaped \(8, 8, 5\)"),
+        (np.zeros((2, 2, 8, 8), np.uint8), ValueError, r"channel axis of frames shaped \(2, 8, 8\)"),
+        ([[]], ValueError, "video 0 has no frames"),
+        (np.zeros((0, 8, 8, 3), np.uint8), ValueError, "video 0 has no frames"),
+        ([np.zeros((8, 8, 3), np.uint8), "a.mp4"], TypeError, "cannot tell frames from videos"),
+        (42, TypeError, "videos must be"),
+        (np.full((1, 8, 8, 3), 300, np.int32), ValueError, "0..255"),
+    ],
+)
+def test_bad_input_is_rejected_clearly(videos, error, message):
+    with pytest.raises(error, match=message):
+        VideoMAEImageProcessor()(videos)
+
+
+def test_bad_parameters_are_rejected_clearly():
+    frames = _video(1, 32, 32)
+    with pytest.raises(ValueError, match="return_tensors"):
+        VideoMAEImageProcessor()(frames, return_tensors="tf")
+    with pytest.raises(ValueError, match="resample 1 is not supported"):
+        VideoMAEImageProcessor(resample=1)
+    with pytest.raises(ValueError, match="size must be"):
+        VideoMAEImageProcessor(size={"longest_edge": 3})
+    with pytest.raises(ValueError, match="frames have 2 channels"):
+        VideoMAEImageProcessor()(np.zeros((2, 2, 8, 8), np.uint8), input_data_format="channels_first")
+    with pytest.raises(ValueError, match="input_data_format"):
+        VideoMAEImageProcessor()(frames, input_data_format="first")
+    with pytest.raises(ValueError, match="mean has 2 values"):
+        VideoMAEImageProcessor(image_mean=[0.5, 0.5])(frames)
