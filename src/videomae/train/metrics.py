@@ -64,8 +64,12 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 def plot_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike) -> Path | None:
     """Loss (and accuracy, when there is any) against the optimizer step, as a PNG. Uses the
     Agg canvas directly, so no global matplotlib backend is changed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        logger.warning("matplotlib is not installed: no %s", png_path)
+        return None
 
     records = read_metrics(metrics_path)
     train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
@@ -84,7 +88,8 @@ def plot_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike) ->
     lr_ax = ax.twinx()
     lr_ax.plot([r["step"] for r in train], [r["lr"] for r in train], color="tab:gray", lw=0.8, ls="--", label="lr")
     lr_ax.set_ylabel("learning rate")
-    ax.legend(loc="upper right")
+    lines = ax.get_lines() + lr_ax.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper right")
     if panels == 2:
         acc = fig.add_subplot(1, 2, 2)
         if acc_train:
