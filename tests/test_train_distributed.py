@@ -29,8 +29,9 @@ def one_thread():
 
 def test_two_gloo_processes_equal_one_process(tmp_path):
     videos = make_motion_videos(tmp_path / "videos", per_class=6)
-    (videos / "seven.txt").write_text("".join(line + "\n" for line in
-                                                (videos / "list.txt").read_text().splitlines()[:7]))
+    (tmp_path / "broken.mp4").write_bytes(b"")  # outside the pretraining folder
+    lines = (videos / "list.txt").read_text().splitlines()[:7] + [f"{tmp_path / 'broken.mp4'} 1"]
+    (videos / "seven.txt").write_text("".join(line + "\n" for line in lines))
     classifier = VideoMAEForVideoClassification(VideoMAEConfig.from_preset(
         "small", **FAST["config_overrides"], num_labels=2))
     classifier.save_pretrained(tmp_path / "classifier")
@@ -61,9 +62,10 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     b = VideoMAEForPreTraining.from_pretrained(two["pretrain"]["model_dir"]).state_dict()
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst < 1e-5, worst
-    # evaluation: 7 videos over 2 processes (one padded), every video counted once, same scores
+    # evaluation: 8 videos (one broken) over 2 processes: every video counted once, same scores
     assert two["evaluate"]["num_videos"] == one_eval["num_videos"] == 7
     assert two["evaluate"]["confusion_matrix"] == one_eval["confusion_matrix"]
+    assert list(two["evaluate"]["skipped_videos"]) == list(one_eval["skipped_videos"]) == [str(tmp_path / "broken.mp4")]
     assert two["evaluate"]["loss"] == pytest.approx(one_eval["loss"], rel=1e-5)
     log = (tmp_path / "two" / "train.log").read_text()
     assert "2 process(es) x 2 per device x 1 accumulation = batch 4" in log

@@ -113,3 +113,24 @@ def test_finetune_from_a_pretraining_checkpoint_resumes_exactly_with_mixup_and_d
     # the pretrained encoder was the starting point: a first step moves it only a little
     first = [r for r in read_metrics(tmp_path / "a") if r["kind"] == "train"][0]
     assert first["loss"] > 0 and first["step"] == 1
+
+
+def test_finetuning_starts_from_ours_transformers_or_original_checkpoints(tmp_path):
+    from videomae import VideoMAEConfig, VideoMAEForPreTraining
+    from videomae.checkpoint import to_original
+    from videomae.train.entrypoints import build_model
+    from videomae.train.options import FinetuneOptions
+
+    pre = VideoMAEForPreTraining(VideoMAEConfig.from_preset("small", **FAST["config_overrides"]))
+    pre.save_pretrained(tmp_path / "run" / "model")  # transformers' layout, inside a run folder
+    torch.save({"model": to_original(pre.internal_state_dict())}, tmp_path / "original.pth")
+    encoder = {k: v for k, v in pre.state_dict().items() if k.startswith("videomae.")}
+    heads = dict(num_attention_heads=2)  # an original checkpoint stores no head count
+    for source in (tmp_path / "run", tmp_path / "run" / "model", tmp_path / "original.pth"):
+        options = FinetuneOptions(init_from=str(source), drop_path=0.1, config_overrides=heads)
+        model = build_model(VideoMAEForVideoClassification, options, {"num_labels": 3, "drop_path_rate": 0.1,
+                                                                      "use_mean_pooling": True},
+                            ignore_mismatched_sizes=True)
+        assert model.config.num_labels == 3 and model.config.drop_path_rate == 0.1
+        state = model.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in encoder.items()), source

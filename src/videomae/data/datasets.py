@@ -19,10 +19,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 import av
 import numpy as np
@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from .. import transforms as T
 from ..sampling import multi_clip_indices, sample_frame_indices
-from ..video import VideoDecodeError, probe_video, read_video
+from ..video import VideoDecodeError, read_video
 from .sampler import AUGMENT, sample_seed
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
@@ -209,10 +209,11 @@ def _key(key: int | tuple[int, int]) -> tuple[int, int]:
     return (int(key), 0) if isinstance(key, (int, np.integer)) else (int(key[0]), int(key[1]))
 
 
-def _decode(path: str, indices: np.ndarray, short_side: int | None) -> torch.Tensor | DecodeFailure:
-    """Frames (len(indices), H, W, 3) uint8, or the reason they cannot be had."""
+def _decode(path: str, pick: Callable[[int], np.ndarray], short_side: int | None) -> torch.Tensor | DecodeFailure:
+    """Frames (len(indices), H, W, 3) uint8, resized by the decoder, or the reason they cannot
+    be had. `pick` chooses the indices from the frame count (one opening of the file)."""
     try:
-        return read_video(path, indices, resize=short_side)
+        return read_video(path, pick, resize=short_side)
     except _DECODE_ERRORS as err:
         return DecodeFailure(path, f"{type(err).__name__}: {err}")
 
@@ -256,13 +257,12 @@ class VideoClipDataset(Dataset):
         index, epoch = _key(key)
         record = self.records[index]
         generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index, AUGMENT))
-        try:
-            num = probe_video(record.path).num_frames
-        except _DECODE_ERRORS as err:
-            return DecodeFailure(record.path, f"{type(err).__name__}: {err}")
-        indices = np.concatenate([sample_frame_indices(self.num_frames, self.sampling_rate, num, generator)
-                                  for _ in range(self.num_sample)])
-        frames = _decode(record.path, indices, self.short_side)
+
+        def pick(num: int) -> np.ndarray:
+            return np.concatenate([sample_frame_indices(self.num_frames, self.sampling_rate, num, generator)
+                                   for _ in range(self.num_sample)])
+
+        frames = _decode(record.path, pick, self.short_side)
         if isinstance(frames, DecodeFailure):
             return frames
         clips = frames.reshape(self.num_sample, self.num_frames, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
@@ -316,12 +316,11 @@ class MultiViewDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | DecodeFailure:
         index, _ = _key(key)
         record = self.records[index]
-        try:
-            num = probe_video(record.path).num_frames
-        except _DECODE_ERRORS as err:
-            return DecodeFailure(record.path, f"{type(err).__name__}: {err}")
-        indices = multi_clip_indices(self.num_frames, self.sampling_rate, num, self.num_clips)  # (clips, T)
-        frames = _decode(record.path, indices.reshape(-1), self.short_side)
+
+        def pick(num: int) -> np.ndarray:
+            return multi_clip_indices(self.num_frames, self.sampling_rate, num, self.num_clips).reshape(-1)
+
+        frames = _decode(record.path, pick, self.short_side)
         if isinstance(frames, DecodeFailure):
             return frames
         clips = frames.reshape(self.num_clips, self.num_frames, *frames.shape[1:]).permute(0, 1, 4, 2, 3)

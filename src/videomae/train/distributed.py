@@ -75,9 +75,12 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+def all_reduce_sum(values: torch.Tensor | list[float], device: torch.device | None = None) -> list[float]:
     """Sum a few numbers over all processes (float64, so counts stay exact)."""
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    if isinstance(values, torch.Tensor):
+        tensor = values.detach().to(torch.float64).clone()
+    else:
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
     if dist.is_initialized():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.tolist()

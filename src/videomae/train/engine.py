@@ -28,8 +28,9 @@ from .optim import CosineSchedule
 logger = logging.getLogger(__name__)
 
 Batch = dict[str, Any]
-# loss_fn(model, batch, state) -> (mean loss over the batch, number of clips, correct predictions or None)
-LossFn = Callable[[nn.Module, Batch, "TrainState"], tuple[torch.Tensor, int, int | None]]
+# loss_fn(model, batch, state) -> (mean loss over the batch, number of clips, correct predictions as a
+# 0-d tensor, or None when there are no labels)
+LossFn = Callable[[nn.Module, Batch, "TrainState"], tuple[torch.Tensor, int, torch.Tensor | None]]
 
 
 class TrainingDiverged(RuntimeError):
@@ -107,8 +108,10 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
                    unit="step", dynamic_ncols=True, leave=False)
     totals = {"loss": 0.0, "clips": 0.0, "correct": 0.0, "labelled": 0.0}
     window = {"loss": 0.0, "clips": 0.0, "correct": 0.0, "labelled": 0.0}
-    window_start = time.perf_counter()
-    sums = torch.zeros(4, dtype=torch.float64)  # loss * clips, clips, correct, labelled (this step)
+    window_start = step_start = time.perf_counter()
+    speed: float | None = None
+    # loss * clips, clips, correct, labelled of this step, summed on the device: one sync a step
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
     stop = False
     micro = 0
     iterator = iter(loop.loader)
@@ -128,8 +131,11 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
             weight = batch.get("weight", 1.0)
             loop.scaler.scale(loss * (weight / accum)).backward()
         if weight:
-            sums += torch.tensor([float(loss.detach()) * clips, clips,
-                                  correct or 0, clips if correct is not None else 0], dtype=torch.float64)
+            sums[0] += loss.detach().double() * clips
+            sums[1] += clips
+            if correct is not None:
+                sums[2] += correct
+                sums[3] += clips
         if not last_micro:
             continue
         lr = loop.schedule.apply(optimizer, state.step)
@@ -142,9 +148,8 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
         state.epoch_batches += accum
-        step_sums = dist_utils.all_reduce_sum(sums.tolist(), device)
+        loss_sum, clips_all, correct_all, labelled_all = dist_utils.all_reduce_sum(sums)
         sums.zero_()
-        loss_sum, clips_all, correct_all, labelled_all = step_sums
         step_loss = loss_sum / clips_all if clips_all else float("nan")
         if not math.isfinite(step_loss) and clips_all:
             if bar is not None:
@@ -157,9 +162,13 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
             acc["clips"] += clips_all
             acc["correct"] += correct_all
             acc["labelled"] += labelled_all
+        now = time.perf_counter()
+        step_rate = clips_all / (now - step_start) if now > step_start else 0.0
+        speed = step_rate if speed is None else 0.9 * speed + 0.1 * step_rate  # smoothed clips/s
+        step_start = now
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", refresh=False)
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{speed:.1f}", refresh=False)
+            bar.update(1)  # tqdm adds the elapsed time and the ETA
         if state.step % loop.log_every == 0 or state.epoch_batches == total_micro:
             elapsed = time.perf_counter() - window_start
             record = {"step": state.step, "epoch": state.epoch, "lr": lr, "loss": step_loss,
@@ -169,14 +178,16 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
                 record["train_acc"] = window["correct"] / window["labelled"]
             if grad_norm is not None:
                 record["grad_norm"] = grad_norm
-            if bar is not None and record["clips_per_s"]:
-                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{record['clips_per_s']:.1f}")
             if loop.on_log is not None:
                 loop.on_log(record)
             window = {k: 0.0 for k in window}
             window_start = time.perf_counter()
         if loop.on_step is not None:
+            started = time.perf_counter()
             loop.on_step(state)
+            pause = time.perf_counter() - started  # checkpoint writing is not training speed
+            window_start += pause
+            step_start += pause
         if loop.max_steps is not None and state.step >= loop.max_steps:
             stop = True
             break

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import WEIGHT_NAMES
 from ..config import PRESETS, VideoMAEConfig
 from ..data.collate import MaskGenerator, TrainCollate, eval_collate
 from ..data.datasets import MultiViewDataset, VideoClipDataset, VideoRecord, load_records, read_class_names
@@ -56,7 +57,8 @@ def build_model(cls: type[nn.Module], options: TrainOptions, overrides: dict[str
         overrides["image_size"] = options.image_size
     overrides.update(options.config_overrides)
     if options.init_from:
-        return cls.from_pretrained(options.init_from, ignore_mismatched_sizes=ignore_mismatched_sizes, **overrides)
+        return cls.from_pretrained(model_source(options.init_from), ignore_mismatched_sizes=ignore_mismatched_sizes,
+                                   **overrides)
     spec = Path(options.model)
     if options.model in PRESETS:
         config = VideoMAEConfig.from_preset(options.model, **overrides)
@@ -68,6 +70,15 @@ def build_model(cls: type[nn.Module], options: TrainOptions, overrides: dict[str
         raise ValueError(f"model {options.model!r} is neither a preset ({', '.join(PRESETS)}) nor a config.json; "
                          f"to start from weights, pass init_from")
     return cls(config)
+
+
+def model_source(path: str) -> str:
+    """A run folder or a `checkpoint-N` folder stands for the model saved inside it."""
+    folder = Path(path)
+    if folder.is_dir() and not any((folder / name).is_file() for name in WEIGHT_NAMES) and \
+            (folder / ckpt.MODEL_DIR / "config.json").is_file():
+        return str(folder / ckpt.MODEL_DIR)
+    return path
 
 
 def _square_size(config: VideoMAEConfig) -> int:
@@ -135,7 +146,8 @@ def pretrain(options: PretrainOptions | dict | str | None = None, /, *, config_f
         _write_run_files(ctx, options, config)
 
         def loss_fn(net: nn.Module, batch: dict[str, Any], state: TrainState) -> tuple[torch.Tensor, int, None]:
-            mask = batch["bool_masked_pos"].to(ctx.dist.device, non_blocking=True)
+            # The mask stays on the CPU: the model checks it and moves only token indices.
+            mask = batch["bool_masked_pos"]
             return net(batch["pixel_values"], bool_masked_pos=mask).loss, batch["pixel_values"].shape[0], None
 
         files = _processor_config(config, options)
@@ -194,7 +206,7 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
         mixup = Mixup(config.num_labels, options.mixup, options.cutmix, options.mixup_prob, options.mixup_switch_prob,
                       options.label_smoothing)
 
-        def loss_fn(net: nn.Module, batch: dict[str, Any], state: TrainState) -> tuple[torch.Tensor, int, int]:
+        def loss_fn(net: nn.Module, batch: dict[str, Any], state: TrainState) -> tuple[torch.Tensor, int, torch.Tensor]:
             pixels, labels = batch["pixel_values"], batch["labels"].to(ctx.dist.device, non_blocking=True)
             if mixup.active:
                 first = max(int(batch["index"][0]), 0)
@@ -205,7 +217,7 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
             else:
                 logits = net(pixels).logits
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=options.label_smoothing)
-            correct = int((logits.detach().argmax(dim=-1) == labels).sum())
+            correct = (logits.detach().argmax(dim=-1) == labels).sum()
             return loss, pixels.shape[0], correct
 
         def on_epoch_end(state: TrainState) -> dict[str, Any] | None:
@@ -287,7 +299,7 @@ def evaluate(options: EvalOptions | dict | str | None = None, /, *, config_file:
             config_overrides["num_frames"] = options.num_frames
         if options.image_size is not None:
             config_overrides["image_size"] = options.image_size
-        model = VideoMAEForVideoClassification.from_pretrained(options.model, **config_overrides)
+        model = VideoMAEForVideoClassification.from_pretrained(model_source(options.model), **config_overrides)
         config = model.config
         names = read_class_names(options.labels) if options.labels else None
         if names is None and not _generic_names(config.id2label):

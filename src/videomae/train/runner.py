@@ -198,7 +198,10 @@ def fit(
 
     model: nn.Module = raw_model
     if options.compile:
-        model = torch.compile(model)
+        if hasattr(raw_model, "compile_blocks"):
+            raw_model.compile_blocks()  # regional: each block compiled in place, names unchanged
+        else:
+            model = torch.compile(model)
     if dist.distributed:
         model = _wrap_ddp(model, device)
 
