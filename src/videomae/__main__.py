@@ -1,0 +1,8 @@
+"""`python -m videomae ...`: the same as the `videomae` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
