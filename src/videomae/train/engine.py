@@ -72,6 +72,7 @@ class Loop:
     on_step: Callable[[TrainState], None] | None = None  # checkpointing, called after every step
     on_log: Callable[[dict[str, Any]], None] | None = None  # metrics records (rank 0)
     failures: dict[str, str] = field(default_factory=dict)  # path -> reason, this epoch, this process
+    bar: Any = None  # a progress bar over the whole run (its ETA is the run's); None: one per epoch
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -100,12 +101,14 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
     total_micro = loop.steps_per_epoch * accum
     remaining = total_micro - state.epoch_batches
     model.train()
-    bar = None
-    if loop.progress and loop.dist.is_main:
+    bar, own_bar = loop.bar, False
+    if bar is None and loop.progress and loop.dist.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=loop.steps_per_epoch, initial=state.epoch_batches // accum, desc=f"epoch {state.epoch}",
-                   unit="step", dynamic_ncols=True, leave=False)
+        bar, own_bar = tqdm(total=loop.steps_per_epoch, initial=state.epoch_batches // accum, unit="step",
+                            dynamic_ncols=True, leave=False), True
+    if bar is not None:
+        bar.set_description(f"epoch {state.epoch}")
     totals = {"loss": 0.0, "clips": 0.0, "correct": 0.0, "labelled": 0.0}
     window = {"loss": 0.0, "clips": 0.0, "correct": 0.0, "labelled": 0.0}
     window_start = step_start = time.perf_counter()
@@ -152,7 +155,7 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
         sums.zero_()
         step_loss = loss_sum / clips_all if clips_all else float("nan")
         if not math.isfinite(step_loss) and clips_all:
-            if bar is not None:
+            if own_bar:
                 bar.close()
             raise TrainingDiverged(f"the loss is {step_loss} at step {state.step} (epoch {state.epoch}); training "
                                    f"stopped, the last checkpoint written before this step is intact. Lower the "
@@ -191,7 +194,7 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
         if loop.max_steps is not None and state.step >= loop.max_steps:
             stop = True
             break
-    if bar is not None:
+    if own_bar:
         bar.close()
     del iterator
     stats = {"loss": totals["loss"] / max(totals["clips"], 1), "clips": totals["clips"]}

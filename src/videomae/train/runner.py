@@ -236,6 +236,11 @@ def fit(
                 on_step=on_step, on_log=lambda record: ctx.metrics.write("train", record))
     result = FitResult(state=state)
     stopped = options.max_steps is not None and state.step >= options.max_steps
+    if options.progress and dist.is_main:
+        from tqdm.auto import tqdm
+
+        last = min(total_steps, options.max_steps or total_steps)
+        loop.bar = tqdm(total=last, initial=min(state.step, last), unit="step", dynamic_ncols=True)
     while state.epoch < options.epochs and not stopped:
         if state.epoch_batches >= plan.steps_per_epoch * plan.accum:  # resumed from the end of an epoch
             state.epoch, state.epoch_batches = state.epoch + 1, 0
@@ -257,6 +262,8 @@ def fit(
         result.history.append(record)
         logger.info("epoch %d: loss %.4f%s, %d video(s) skipped", record["epoch"], stats["loss"],
                     f", train acc {stats['train_acc']:.3f}" if "train_acc" in stats else "", len(failures))
+    if loop.bar is not None:
+        loop.bar.close()
     if last_saved["step"] != state.step:
         result.checkpoint = save(state)
     else:
