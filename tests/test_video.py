@@ -88,6 +88,43 @@ def test_seeking_decodes_only_what_the_clip_needs(tmp_path, monkeypatch):
     assert len(decoded) <= 20, f"decoded {len(decoded)} frames for 3 wanted"
 
 
+class _MisSeekingContainer:
+    """A container whose seeks land at the start (a poor index) or past the target (a bad one).
+
+    A seek to the very first frame stays exact: that is what read_video falls back on.
+    """
+
+    def __init__(self, container, late: bool):
+        self._container, self._late = container, late
+
+    def seek(self, offset, *, stream, **kwargs):
+        if offset <= 0:
+            target = offset
+        else:
+            target = offset + 40 * (stream.time_base.denominator // 25) if self._late else 0
+        return self._container.seek(target, stream=stream, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_imprecise_seeks_still_give_the_right_frames(tmp_path, monkeypatch, late):
+    path = write_video(tmp_path / "gop.mkv", pattern_frames(90, 32, 32), options={"g": "10", "bf": "0"})
+    reference = decode_all(path)
+    original = video_module._open
+
+    def mis_seeking_open(p):
+        container, stream, name = original(p)
+        return _MisSeekingContainer(container, late), stream, name
+
+    monkeypatch.setattr(video_module, "_open", mis_seeking_open)
+    indices = [85, 3, 40, 88, 61]
+    out = read_video(path, indices)
+    for row, index in enumerate(indices):
+        np.testing.assert_array_equal(out[row].numpy(), reference[index])
+
+
 def test_variable_frame_rate_indices_follow_decode_order(tmp_path):
     """Frame i is the i-th frame shown, however irregular the timestamps."""
     pts = [0, 33, 66, 200, 210, 220, 500, 533, 566, 1000]

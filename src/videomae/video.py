@@ -194,7 +194,8 @@ def _decode_wanted(
             if len(found) == len(want_pts):
                 outcome = "done"
                 break
-            if not from_start and index.seek_point(int(want_pts[len(found)])) > time:
+            next_start = index.seek_point(int(want_pts[len(found)]))
+            if not from_start and next_start > time and next_start > start:
                 outcome = "jump"  # a keyframe lies between here and the next wanted frame
                 break
             previous = frame
