@@ -180,26 +180,84 @@ def measure(label: str, fn, clips: int, flops: float, peak: float, rows: list, i
     return row
 
 
-def profile_steps(cfg_fields: dict) -> None:
-    """Top kernels of one pretraining and one fine-tuning step, ours and transformers'."""
+def profile_fn(cases: dict, title: str) -> None:
+    """Top CUDA kernels of two calls of each case."""
     from torch.profiler import ProfilerActivity, profile
 
-    for name, kind, batch, fields in [("VideoMAEForPreTraining", "pretrain", 32, cfg_fields),
-                                      ("VideoMAEForVideoClassification", "finetune", 16, {"num_labels": 400})]:
-        theirs, ours, cfg = build_pair(name, **fields)
-        for label, model, hf, fused in [("transformers", theirs, True, False), ("ours", ours, False, True)]:
-            model.train()
-            fn = train_case(model, batch, kind, hf, fused, cfg)
-            for _ in range(3):
+    for label, fn in cases.items():
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+            for _ in range(2):
                 fn()
             torch.cuda.synchronize()
-            with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
-                for _ in range(2):
-                    fn()
-                torch.cuda.synchronize()
-            print(f"\n=== {kind} b{batch} {label} (2 steps) ===")
-            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
-        del theirs, ours
+        print(f"\n=== {title} {label} (2 calls) ===")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=20, max_name_column_width=70))
+
+
+def run_inference(args, modes: list[str], peak: float, rows: list, iters: int) -> None:
+    """Classification forward, bf16 weights end to end."""
+    theirs, ours, cfg = build_pair("VideoMAEForVideoClassification", num_labels=400)
+    theirs, ours = theirs.to(torch.bfloat16).eval(), ours.to(torch.bfloat16).eval()
+    flops = clip_flops(cfg, "inference")
+    if args.profile:
+        profile_fn({"transformers": inference_case(theirs, 16, True), "ours": inference_case(ours, 16, False)},
+                   "inference b16")
+    for batch in (1, 16, 64):
+        measure(f"inference b{batch} transformers", inference_case(theirs, batch, True), batch, flops, peak, rows,
+                iters)
+        measure(f"inference b{batch} ours", inference_case(ours, batch, False), batch, flops, peak, rows, iters)
+    for mode in modes if args.compile else []:
+        compiled = torch.compile(ours, mode=mode)
+        for batch in (16, 64):
+            measure(f"inference b{batch} ours compiled {mode}", inference_case(compiled, batch, False), batch,
+                    flops, peak, rows, iters)
+
+
+def run_finetune(args, modes: list[str], peak: float, rows: list, iters: int) -> None:
+    """Fine-tuning step, batch 16, bf16 autocast, AdamW."""
+    theirs, ours, cfg = build_pair("VideoMAEForVideoClassification", num_labels=400)
+    theirs.train(), ours.train()
+    flops = clip_flops(cfg, "finetune")
+    if args.profile:
+        profile_fn({"transformers": train_case(theirs, 16, "finetune", True, False, cfg),
+                    "ours": train_case(ours, 16, "finetune", False, True, cfg)}, "finetune b16")
+    measure("finetune b16 transformers (AdamW foreach)", train_case(theirs, 16, "finetune", True, False, cfg), 16,
+            flops, peak, rows, iters)
+    measure("finetune b16 ours (AdamW foreach)", train_case(ours, 16, "finetune", False, False, cfg), 16, flops,
+            peak, rows, iters)
+    measure("finetune b16 ours (AdamW fused)", train_case(ours, 16, "finetune", False, True, cfg), 16, flops, peak,
+            rows, iters)
+    for mode in modes[:2] if args.compile else []:
+        measure(f"finetune b16 ours compiled {mode}", train_case(ours, 16, "finetune", False, True, cfg, mode),
+                16, flops, peak, rows, iters)
+
+
+def run_pretrain(args, modes: list[str], peak: float, rows: list, iters: int) -> None:
+    """Pretraining step with 90% tube masking, bf16 autocast, AdamW."""
+    theirs, ours, cfg = build_pair("VideoMAEForPreTraining", use_mean_pooling=False)
+    theirs.train(), ours.train()
+    flops = clip_flops(cfg, "pretrain")
+    if args.profile:
+        profile_fn({"transformers": train_case(theirs, 32, "pretrain", True, False, cfg),
+                    "ours": train_case(ours, 32, "pretrain", False, True, cfg)}, "pretrain b32")
+    measure("pretrain b32 transformers (AdamW foreach)", train_case(theirs, 32, "pretrain", True, False, cfg), 32,
+            flops, peak, rows, iters)
+    measure("pretrain b32 ours (AdamW foreach)", train_case(ours, 32, "pretrain", False, False, cfg), 32, flops,
+            peak, rows, iters)
+    measure("pretrain b32 ours (AdamW fused)", train_case(ours, 32, "pretrain", False, True, cfg), 32, flops, peak,
+            rows, iters)
+    for batch in (64, 128, 256):
+        if measure(f"pretrain b{batch} ours (AdamW fused)", train_case(ours, batch, "pretrain", False, True, cfg),
+                   batch, flops, peak, rows, max(5, iters // 3)) is None:
+            break
+    for mode in modes[:2] if args.compile else []:
+        measure(f"pretrain b32 ours compiled {mode}", train_case(ours, 32, "pretrain", False, True, cfg, mode),
+                32, flops, peak, rows, iters)
+    if args.compile:
+        measure("pretrain b128 ours compiled default", train_case(ours, 128, "pretrain", False, True, cfg, "default"),
+                128, flops, peak, rows, max(5, iters // 3))
 
 
 def main() -> None:
@@ -207,7 +265,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
     parser.add_argument("--json", type=Path, help="write all rows here")
-    parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of each training step")
+    parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of each workload")
+    parser.add_argument("--only", choices=["inference", "finetune", "pretrain"], action="append",
+                        help="run only these workloads (repeatable)")
+    parser.add_argument("--autotune", action="store_true", help="also time torch.compile mode='max-autotune'")
     args = parser.parse_args()
     import transformers
 
@@ -223,62 +284,14 @@ def main() -> None:
     print(f"agreement (bf16): {report}", flush=True)
     rows: list = []
 
-    # inference, bf16 weights end to end
-    theirs, ours, cfg = build_pair("VideoMAEForVideoClassification", num_labels=400)
-    theirs, ours = theirs.to(torch.bfloat16).eval(), ours.to(torch.bfloat16).eval()
-    flops = clip_flops(cfg, "inference")
-    for batch in (1, 16, 64):
-        measure(f"inference b{batch} transformers", inference_case(theirs, batch, True), batch, flops, peak, rows,
-                iters)
-        measure(f"inference b{batch} ours", inference_case(ours, batch, False), batch, flops, peak, rows, iters)
-    if args.compile:
-        for mode in ("default", "reduce-overhead"):
-            compiled = torch.compile(ours, mode=mode)
-            for batch in (16, 64):
-                measure(f"inference b{batch} ours compiled {mode}", inference_case(compiled, batch, False), batch,
-                        flops, peak, rows, iters)
-    del theirs, ours
-
-    # fine-tuning step, batch 16, bf16 autocast, AdamW
-    theirs, ours, cfg = build_pair("VideoMAEForVideoClassification", num_labels=400)
-    theirs.train(), ours.train()
-    flops = clip_flops(cfg, "finetune")
-    measure("finetune b16 transformers (AdamW foreach)", train_case(theirs, 16, "finetune", True, False, cfg), 16,
-            flops, peak, rows, iters)
-    measure("finetune b16 ours (AdamW foreach)", train_case(ours, 16, "finetune", False, False, cfg), 16, flops,
-            peak, rows, iters)
-    measure("finetune b16 ours (AdamW fused)", train_case(ours, 16, "finetune", False, True, cfg), 16, flops, peak,
-            rows, iters)
-    if args.compile:
-        for mode in ("default", "reduce-overhead"):
-            measure(f"finetune b16 ours compiled {mode}", train_case(ours, 16, "finetune", False, True, cfg, mode),
-                    16, flops, peak, rows, iters)
-    del theirs, ours
-
-    # pretraining step, 90% tube masking
-    theirs, ours, cfg = build_pair("VideoMAEForPreTraining", use_mean_pooling=False)
-    theirs.train(), ours.train()
-    flops = clip_flops(cfg, "pretrain")
-    measure("pretrain b32 transformers (AdamW foreach)", train_case(theirs, 32, "pretrain", True, False, cfg), 32,
-            flops, peak, rows, iters)
-    measure("pretrain b32 ours (AdamW foreach)", train_case(ours, 32, "pretrain", False, False, cfg), 32, flops,
-            peak, rows, iters)
-    measure("pretrain b32 ours (AdamW fused)", train_case(ours, 32, "pretrain", False, True, cfg), 32, flops, peak,
-            rows, iters)
-    for batch in (64, 128, 256):
-        if measure(f"pretrain b{batch} ours (AdamW fused)", train_case(ours, batch, "pretrain", False, True, cfg),
-                   batch, flops, peak, rows, max(5, iters // 3)) is None:
-            break
-    if args.compile:
-        for mode in ("default", "reduce-overhead"):
-            measure(f"pretrain b32 ours compiled {mode}", train_case(ours, 32, "pretrain", False, True, cfg, mode),
-                    32, flops, peak, rows, iters)
-        measure("pretrain b128 ours compiled default", train_case(ours, 128, "pretrain", False, True, cfg, "default"),
-                128, flops, peak, rows, max(5, iters // 3))
-    del theirs, ours
-
-    if args.profile:
-        profile_steps(cfg_fields={"use_mean_pooling": False})
+    wanted = set(args.only or ["inference", "finetune", "pretrain"])
+    modes = ["default", "reduce-overhead"] + (["max-autotune"] if args.autotune else [])
+    if "inference" in wanted:
+        run_inference(args, modes, peak, rows, iters)
+    if "finetune" in wanted:
+        run_finetune(args, modes, peak, rows, iters)
+    if "pretrain" in wanted:
+        run_pretrain(args, modes, peak, rows, iters)
     by_case = {r["case"]: r for r in rows}
     print("\nratios (ours / transformers, clips/s):")
     for ours_case, ref_case in [

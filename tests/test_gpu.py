@@ -7,13 +7,23 @@ import pytest
 import torch
 
 import videomae
-from reference import randomize, rel_err, tiny
+from reference import rel_err, tiny
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 BF16_TOL = 2e-2
 CFG = tiny(image_size=64, patch_size=16, num_frames=8, hidden_size=128, num_attention_heads=4,
            intermediate_size=256, decoder_hidden_size=64, decoder_num_attention_heads=2, decoder_intermediate_size=128)
+
+
+def _perturb(model: torch.nn.Module) -> torch.nn.Module:
+    """The model's own initialisation plus small noise, so zero biases are not zero (random
+    weights of large scale make activations explode and bf16 comparisons meaningless)."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.02)
+    return model
 
 
 def _inputs(batch: int = 4):
@@ -27,7 +37,7 @@ def _inputs(batch: int = 4):
 def test_cuda_matches_cpu_and_transformers(tmp_path, name):
     transformers = pytest.importorskip("transformers")
     config, pixels, mask = _inputs()
-    ours = randomize(getattr(videomae, name)(config)).eval()
+    ours = _perturb(getattr(videomae, name)(config)).eval()
     ours.save_pretrained(tmp_path)
     theirs = getattr(transformers, name).from_pretrained(tmp_path, attn_implementation="sdpa").cuda().eval()
     kwargs = {"bool_masked_pos": mask} if name == "VideoMAEForPreTraining" else {}
@@ -48,7 +58,7 @@ def test_cuda_matches_cpu_and_transformers(tmp_path, name):
 
 def test_compiled_equals_eager():
     config, pixels, mask = _inputs()
-    model = randomize(videomae.VideoMAEForPreTraining(config)).cuda().eval()
+    model = _perturb(videomae.VideoMAEForPreTraining(config)).cuda().eval()
     compiled = torch.compile(model)
     pixels, mask = pixels.cuda(), mask.cuda()
     with torch.no_grad():
@@ -59,17 +69,22 @@ def test_compiled_equals_eager():
 
 
 def test_training_step_on_gpu_reduces_loss():
-    config, pixels, mask = _inputs(8)
+    """Overfit one batch of smooth (learnable) videos: the reconstruction loss must fall."""
+    config = videomae.VideoMAEConfig(**{**CFG, "norm_pix_loss": False})
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.randn(8 * config.num_frames, 3, 4, 4, generator=g)
+    pixels = torch.nn.functional.interpolate(coarse, size=config.image_hw, mode="bilinear")
+    pixels = pixels.reshape(8, config.num_frames, 3, *config.image_hw).cuda()
+    mask = videomae.tube_mask(config.grid_size, 0.75, 8, generator=g).cuda()
     torch.manual_seed(0)
     model = videomae.VideoMAEForPreTraining(config).cuda().train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
-    pixels, mask = pixels.cuda(), mask.cuda()
     losses = []
-    for _ in range(20):
+    for _ in range(30):
         with torch.autocast("cuda", torch.bfloat16):
             loss = model(pixels, mask).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
-        losses.append(float(loss))
-    assert losses[-1] < 0.8 * losses[0]
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
