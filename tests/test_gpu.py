@@ -48,8 +48,10 @@ def test_cuda_matches_cpu_and_transformers(tmp_path, name):
             gpu = gpu_model(pixels.cuda(), **{k: v.cuda() for k, v in kwargs.items()})
             ref = theirs(pixel_values=pixels.cuda(), **{k: v.cuda() for k, v in kwargs.items()})
     key = "last_hidden_state" if name == "VideoMAEModel" else "logits"
-    assert rel_err(gpu[key].cpu(), cpu[key]) < BF16_TOL
-    assert rel_err(gpu[key], ref[key]) < BF16_TOL
+    ours_err = rel_err(gpu[key].cpu(), cpu[key])  # bf16 on the GPU against float32 on the CPU
+    ref_err = rel_err(ref[key].cpu(), cpu[key])  # transformers' bf16 against the same float32 result
+    assert ours_err < BF16_TOL
+    assert ours_err <= max(1.5 * ref_err, 5e-3), f"ours {ours_err:.2e} vs transformers {ref_err:.2e}"
     bf16 = ours.to(torch.bfloat16)
     with torch.no_grad():
         pure = bf16(pixels.cuda().bfloat16(), **{k: v.cuda() for k, v in kwargs.items()})
