@@ -171,7 +171,7 @@ def test_odd_sizes_gray_and_alpha_become_rgb(tmp_path):
 def test_resize_in_the_decoder(codec_videos):
     path, _ = codec_videos["h264.mp4"]
     assert read_video(path, [0, 1], resize=24).shape == (2, 24, 32, 3)
-    with pytest.raises(ValueError, match="resize"):
+    with pytest.raises(ValueError, match="resize must be a positive int"):
         read_video(path, [0], resize=0)
 
 

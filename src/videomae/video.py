@@ -112,17 +112,13 @@ def _scan(container: Container, stream: Stream, name: str) -> _FrameIndex:
     """Demux (no decoding) the whole stream and collect frame timestamps and keyframes."""
     pts: list[int] = []
     key_pts: list[int] = []
-    timestamps_missing = False
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
                 continue  # the end-of-stream marker, or samples an edit list cuts
-            timestamp = packet.pts
+            timestamp = packet.pts if packet.pts is not None else packet.dts
             if timestamp is None:
-                timestamp = packet.dts
-                timestamps_missing = timestamps_missing or timestamp is None
-            if timestamp is None:
-                continue
+                raise VideoDecodeError(f"{name}: packets without timestamps; frames cannot be indexed")
             pts.append(timestamp)
             if packet.is_keyframe:
                 key_pts.append(timestamp)
@@ -132,8 +128,6 @@ def _scan(container: Container, stream: Stream, name: str) -> _FrameIndex:
         # A damaged tail: index what could be read; decoding reports missing frames precisely.
     if not pts:
         raise VideoDecodeError(f"{name}: the video stream has no frames")
-    if timestamps_missing:
-        raise VideoDecodeError(f"{name}: some packets have no timestamps; frames cannot be indexed")
     return _FrameIndex(pts=np.unique(np.asarray(pts, dtype=np.int64)), key_pts=sorted(set(key_pts)))
 
 
@@ -215,11 +209,9 @@ def _decode_wanted(
     return found
 
 
-def _to_rgb(
-    frame: av.VideoFrame, reformatter: VideoReformatter, size: tuple[int, int] | None, rotation: int
-) -> np.ndarray:
-    """(H, W, 3) uint8, upright, optionally scaled by the decoder's converter to `size` = (width, height)."""
-    width, height = size if size is not None else (frame.width, frame.height)
+def _to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter, size: tuple[int, int], rotation: int) -> np.ndarray:
+    """(H, W, 3) uint8, upright, scaled (if needed) by FFmpeg's converter to `size` = (width, height)."""
+    width, height = size
     rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR")
     array = rgb.to_ndarray()
     if rotation:
@@ -277,15 +269,16 @@ def probe_video(path: PathLike, count_frames: bool = True) -> VideoInfo:
             duration = container.duration / av.time_base
         else:
             duration = 0.0
-        if count_frames:
+        estimate = 0 if count_frames else stream.frames or int(round(duration * float(rate or 0)))
+        if estimate:
+            num_frames = estimate
+        else:  # counted (also when the container gives nothing to estimate from)
             index = _scan(container, stream, name)
             num_frames = len(index.pts)
             if not rate and num_frames > 1:
                 span = float((index.pts[-1] - index.pts[0]) * time_base)
                 rate = Fraction(num_frames - 1) / Fraction(span) if span > 0 else None
             container.seek(int(index.pts[0]), backward=True, stream=stream)
-        else:
-            num_frames = stream.frames or int(round(duration * float(rate or 0)))
         fps = float(rate) if rate else 0.0
         if duration == 0.0 and fps > 0:
             duration = num_frames / fps
@@ -333,6 +326,8 @@ def read_video(
         VideoDecodeError: the file is missing, empty, not a video, truncated, or an index is out
             of range.
     """
+    if resize is not None and (not isinstance(resize, int) or resize < 1):
+        raise ValueError(f"resize must be a positive int (the shorter side), got {resize!r}")
     container, stream, name = _open(path)
     try:
         index = _scan(container, stream, name)
@@ -360,19 +355,14 @@ def read_video(
         unique, inverse = np.unique(wanted_idx, return_inverse=True)
         try:
             frames = _decode_wanted(container, stream, index, index.pts[unique], name)
+            rotation = _rotation(frames[0])
+            # Every frame at the first one's size: a stream that changes resolution still stacks.
+            first = frames[0]
+            size = (first.width, first.height) if resize is None else _stored_size(resize, first.width, first.height)
+            reformatter = VideoReformatter()
+            converted = [_to_rgb(frame, reformatter, size, rotation) for frame in frames]
         except av.error.FFmpegError as err:
             raise VideoDecodeError(f"{name}: decoding failed ({err})") from err
-        rotation = _rotation(frames[0])
-        size = None
-        if resize is not None:
-            if resize < 1:
-                raise ValueError(f"resize must be a positive shorter side, got {resize}")
-            size = _stored_size(resize, frames[0].width, frames[0].height)
-        reformatter = VideoReformatter()
-        converted = [_to_rgb(frame, reformatter, size, rotation) for frame in frames]
-        shapes = {array.shape for array in converted}
-        if len(shapes) > 1:
-            raise VideoDecodeError(f"{name}: frame size changes within the stream: {sorted(shapes)}")
         return torch.from_numpy(np.stack([converted[i] for i in inverse.reshape(-1)]))
     finally:
         container.close()
