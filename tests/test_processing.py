@@ -147,6 +147,8 @@ def test_input_kinds_give_the_same_pixels():
         "numpy_chw_list": [f.transpose(2, 0, 1).copy() for f in frames],
         "tensor_chw_list": [torch.from_numpy(f).permute(2, 0, 1) for f in frames],
         "tensor_hwc_list": [torch.from_numpy(f.copy()) for f in frames],
+        "list_of_tensor_views": list(torch.from_numpy(frames)),
+        "list_of_reversed_views": list(torch.from_numpy(frames[::-1].copy()).flip(0)),
         "numpy_4d": frames,
         "tensor_4d_chw": torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
     }

@@ -191,8 +191,29 @@ def _stack_frames(frames: Sequence[Any]) -> list[torch.Tensor]:
         if isinstance(run[0], np.ndarray):
             stacked.append(_to_tensor(_stack_arrays(run)))
         else:
-            stacked.append(torch.stack(run))
+            stacked.append(_stack_tensors(run))
     return stacked
+
+
+def _stack_tensors(frames: list[torch.Tensor]) -> torch.Tensor:
+    """torch.stack, without the copy when the frames are evenly spaced views of one storage."""
+    first = frames[0]
+    starts = [frame.data_ptr() for frame in frames]
+    step = starts[1] - starts[0] if len(frames) > 1 else 0
+    if (
+        step > 0
+        and step % first.element_size() == 0
+        and all(
+            f.stride() == first.stride()
+            and f.dtype == first.dtype
+            and f.device == first.device
+            and f.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
+            for f in frames
+        )
+        and all(start == starts[0] + i * step for i, start in enumerate(starts))
+    ):
+        return first.as_strided((len(frames), *first.shape), (step // first.element_size(), *first.stride()))
+    return torch.stack(frames)
 
 
 def _channels_first(clip: torch.Tensor, input_data_format: str | None, pil: bool) -> torch.Tensor:
