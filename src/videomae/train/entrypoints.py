@@ -146,8 +146,7 @@ def pretrain(options: PretrainOptions | dict | str | None = None, /, *, config_f
         _write_run_files(ctx, options, config)
 
         def loss_fn(net: nn.Module, batch: dict[str, Any], state: TrainState) -> tuple[torch.Tensor, int, None]:
-            # The mask stays on the CPU: the model checks it and moves only token indices.
-            mask = batch["bool_masked_pos"]
+            mask = batch["bool_masked_pos"].to(ctx.dist.device, non_blocking=True)  # pinned by the loader
             return net(batch["pixel_values"], bool_masked_pos=mask).loss, batch["pixel_values"].shape[0], None
 
         files = _processor_config(config, options)
