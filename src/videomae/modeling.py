@@ -169,6 +169,14 @@ def run_blocks(
     return x, (tuple(hidden) if output_hidden_states else None), (tuple(attentions) if output_attentions else None)
 
 
+def _to_device(index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Token indices made on the CPU go to the GPU through pinned memory, so the copy does not
+    wait for the work already queued there."""
+    if index.device.type == "cpu" and device.type == "cuda":
+        index = index.pin_memory()
+    return index.to(device, non_blocking=True)
+
+
 # --------------------------------------------------------------------------- encoder
 class PatchEmbed(nn.Module):
     """Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch), computed as
@@ -257,7 +265,7 @@ class VideoMAEModel(PreTrainedVideoMAE):
         if bool_masked_pos is not None:
             num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
             visible, _ = split_indices(bool_masked_pos, num_masked)
-            visible = visible.to(pixel_values.device, non_blocking=True)
+            visible = _to_device(visible, pixel_values.device)
         out = self.encode(pixel_values, visible, head_mask, bool(output_attentions), bool(output_hidden_states))
         return out if return_dict is not False else out.to_tuple()
 
@@ -328,8 +336,7 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
                              "to hide and reconstruct; see videomae.tube_mask")
         self.videomae.check_pixels(pixel_values)
         num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
-        visible, masked = (i.to(pixel_values.device, non_blocking=True)
-                           for i in split_indices(bool_masked_pos, num_masked))
+        visible, masked = (_to_device(i, pixel_values.device) for i in split_indices(bool_masked_pos, num_masked))
         out = self.forward_indexed(pixel_values, visible, masked, head_mask, bool(output_attentions),
                                    bool(output_hidden_states))
         return out if return_dict is not False else out.to_tuple()

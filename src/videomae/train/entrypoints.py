@@ -146,7 +146,9 @@ def pretrain(options: PretrainOptions | dict | str | None = None, /, *, config_f
         _write_run_files(ctx, options, config)
 
         def loss_fn(net: nn.Module, batch: dict[str, Any], state: TrainState) -> tuple[torch.Tensor, int, None]:
-            mask = batch["bool_masked_pos"].to(ctx.dist.device, non_blocking=True)  # pinned by the loader
+            # The mask stays on the CPU: the model checks it and turns it into token indices there,
+            # so the step never waits on the GPU to read a count back.
+            mask = batch["bool_masked_pos"]
             return net(batch["pixel_values"], bool_masked_pos=mask).loss, batch["pixel_values"].shape[0], None
 
         files = _processor_config(config, options)

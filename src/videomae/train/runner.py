@@ -198,9 +198,15 @@ def fit(
 
     model: nn.Module = raw_model
     if options.compile:
-        # The whole model: measured faster in training than compiling each block, whose code
-        # the encoder and decoder share at different sizes (which makes its shapes dynamic).
-        model = torch.compile(model)
+        if hasattr(raw_model, "forward_indexed"):
+            # Pretraining: compile the computation on token indices, which has no host sync and
+            # no data-dependent shape, so it is one graph (benchmarks/RESULTS.md: 1.4x eager on an
+            # H100); the mask checks around it stay eager. State dict names are unchanged.
+            raw_model.forward_indexed = torch.compile(raw_model.forward_indexed)
+        else:
+            # The whole model: measured faster in training than compiling each block, whose code
+            # the encoder and decoder share at different sizes (which makes its shapes dynamic).
+            model = torch.compile(model)
     if dist.distributed:
         model = _wrap_ddp(model, device)
 
