@@ -361,7 +361,8 @@ class VideoMAEImageProcessor:
 
     __call__ = preprocess
 
-VideoMAEFeatureExtractor = VideoMAEImageProcessor
+
+VideoMAEFeatureExtractor = VideoMAEImageProcessor  # the transformers 4.x name
 
 
 # ---------------------------------------------------------------- helpers
