@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
-from train_fixtures import make_corrupt_videos, make_motion_videos
+from train_fixtures import make_corrupt_videos, make_motion_videos, one_thread  # noqa: F401 (one_thread: autouse fixture)
 
 from videomae.data import (
     DecodeFailure,
@@ -27,14 +27,6 @@ from videomae.data import (
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     return make_motion_videos(tmp_path_factory.mktemp("motion"), per_class=3)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- sources

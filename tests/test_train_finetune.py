@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from train_fixtures import FAST, make_motion_videos
+from train_fixtures import FAST, make_motion_videos, one_thread  # noqa: F401 (one_thread: autouse fixture)
 
 from videomae import VideoMAEForVideoClassification
 from videomae.train import evaluate, finetune, pretrain
@@ -19,14 +19,6 @@ from videomae.train.metrics import read_metrics
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     return make_motion_videos(tmp_path_factory.mktemp("motion"), per_class=8)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_finetuning_learns_the_direction_of_motion(videos, tmp_path):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from train_fixtures import FAST, make_corrupt_videos, make_motion_videos
+from train_fixtures import FAST, make_corrupt_videos, make_motion_videos, one_thread  # noqa: F401 (one_thread: autouse fixture)
 
 from videomae import VideoMAEForPreTraining, VideoMAEForVideoClassification
 from videomae.train import TrainingDiverged, pretrain
@@ -18,14 +18,6 @@ from videomae.train.metrics import read_metrics
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     return make_motion_videos(tmp_path_factory.mktemp("motion"), per_class=6)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _weights(folder):

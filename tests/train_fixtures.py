@@ -6,6 +6,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
+import torch
 
 # A model small enough to train for dozens of steps in a second or two on a CPU.
 TINY_CONFIG = dict(
@@ -114,3 +116,13 @@ if __name__ == "__main__":
     import sys
 
     _run_job(sys.argv[1])
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training tests pin torch to one thread: on a shared 2-core machine two threads per
+    process make tiny steps many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
