@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,23 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if not _is_torch_file(path):
+            raise ValueError(f"{path}: not a readable PyTorch checkpoint (neither a torch.save archive nor a "
+                             "pickle)") from None
         raise ValueError(f"{path}: refused to load: the file holds objects other than tensors and "
                          f"weights_only loading does not run code ({str(err).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+    except Exception as err:  # noqa: BLE001 - damaged bytes can make the unpickler raise anything
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
     return unwrap_state_dict(obj, str(path))
+
+
+def _is_torch_file(path: Path) -> bool:
+    """A torch.save zip archive, or a pickle (the legacy format): what the unpickler can refuse."""
+    with path.open("rb") as f:
+        if zipfile.is_zipfile(f):
+            return True
+        f.seek(0)
+        return f.read(1) == b"\x80"  # the pickle protocol opcode
 
 
 def unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
@@ -93,6 +106,9 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
             raise ValueError(f"{path}: not a valid shard index ({err})") from None
         state: dict[str, torch.Tensor] = {}
         for shard in shards:
+            if not isinstance(shard, str) or shard != Path(shard).name or shard in ("", ".", ".."):
+                raise ValueError(f"{path}: shard {shard!r} is not a file name in the index's folder; refusing to "
+                                 "read files elsewhere")
             state.update(load_weights_file(path.parent / shard))
         return state
     return load_weights_file(path)

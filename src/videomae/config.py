@@ -130,13 +130,23 @@ class VideoMAEConfig:
             raise ValueError(f"VideoMAEConfig.image_size must be an int or [height, width], got {size!r}")
         if not isinstance(self.hidden_act, str) or self.hidden_act not in _ACTIVATIONS:
             raise ValueError(f"VideoMAEConfig.hidden_act {self.hidden_act!r} is not one of {sorted(_ACTIVATIONS)}")
+        labels = self.num_labels
+        if labels is not None and (isinstance(labels, bool) or not isinstance(labels, int) or labels < 0):
+            raise ValueError(f"VideoMAEConfig.num_labels must be a non-negative int, got {labels!r}")
+        for name in ("id2label", "label2id"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
+                raise ValueError(f"VideoMAEConfig.{name} must be a mapping, got {type(getattr(self, name)).__name__}")
         if self.problem_type not in _PROBLEM_TYPES:
             raise ValueError(f"VideoMAEConfig.problem_type {self.problem_type!r} is not one of "
                              f"{sorted(p for p in _PROBLEM_TYPES if p)}")
 
     def _resolve_labels(self) -> None:
         if self.id2label is not None:
-            id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            try:
+                id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            except (TypeError, ValueError):
+                raise ValueError(f"VideoMAEConfig.id2label keys must be class indices (integers), got "
+                                 f"{list(self.id2label)[:5]}") from None
             if self.num_labels is not None and self.num_labels != len(id2label):
                 raise ValueError(f"VideoMAEConfig: num_labels={self.num_labels} but id2label has "
                                  f"{len(id2label)} entries")
@@ -148,11 +158,33 @@ class VideoMAEConfig:
         if self.label2id is None or len(self.label2id) != self.num_labels:
             self.label2id = {v: k for k, v in self.id2label.items()}
         else:
-            self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+            try:
+                self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+            except (TypeError, ValueError):
+                raise ValueError(f"VideoMAEConfig.label2id values must be class indices (integers), got "
+                                 f"{list(self.label2id.values())[:5]}") from None
 
     def validate(self) -> None:
         """Raise ValueError naming the field when the sizes cannot form a model."""
         height, width = self.image_hw
+        sizes = {"image_size height": height, "image_size width": width, "num_frames": self.num_frames,
+                 "hidden_size": self.hidden_size, "num_attention_heads": self.num_attention_heads,
+                 "intermediate_size": self.intermediate_size, "decoder_hidden_size": self.decoder_hidden_size,
+                 "decoder_num_attention_heads": self.decoder_num_attention_heads,
+                 "decoder_intermediate_size": self.decoder_intermediate_size}
+        for name, value in sizes.items():
+            if value <= 0:
+                raise ValueError(f"VideoMAEConfig: {name} must be positive, got {value}")
+        for name in ("num_hidden_layers", "decoder_num_hidden_layers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"VideoMAEConfig: {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"VideoMAEConfig: {name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"VideoMAEConfig: layer_norm_eps must be positive, got {self.layer_norm_eps}")
+        if not self.initializer_range >= 0:
+            raise ValueError(f"VideoMAEConfig: initializer_range must be >= 0, got {self.initializer_range}")
         if self.patch_size <= 0 or height % self.patch_size or width % self.patch_size:
             raise ValueError(f"VideoMAEConfig: image_size {height}x{width} is not divisible by "
                              f"patch_size {self.patch_size}")

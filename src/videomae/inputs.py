@@ -51,8 +51,15 @@ def as_clips(
                 )
             if clip.shape[0] == 0:
                 raise ValueError(f"video {number} has no frames (shape {tuple(clip.shape)})")
-            clip = _channels_first(clip, fmt, pil)
-            pieces.append((number, _as_rgb(_as_supported_dtype(clip))))
+            clip = _as_supported_dtype(_channels_first(clip, fmt, pil))
+            if clip.shape[-2] == 0 or clip.shape[-1] == 0:
+                raise ValueError(f"video {number} has frames of size {clip.shape[-2]}x{clip.shape[-1]} (height x "
+                                 "width): expected at least one pixel")
+            # Checked here, once, rather than in the model, where it would cost a device sync every step.
+            if clip.is_floating_point() and not bool(torch.isfinite(clip).all()):
+                raise ValueError(f"video {number} has NaN or infinite pixel values (as float32): expected finite "
+                                 "values, 0..255 or 0..1")
+            pieces.append((number, _as_rgb(clip)))
     return pieces
 
 
@@ -255,6 +262,8 @@ def _as_supported_dtype(clip: torch.Tensor) -> torch.Tensor:
     """uint8 stays (the fast path); other integers must hold 0..255; floats become float32."""
     if clip.dtype == torch.uint8:
         return clip
+    if clip.is_complex():
+        raise TypeError(f"frames of dtype {clip.dtype} are not pixels: expected uint8, integers in 0..255 or floats")
     if clip.is_floating_point():
         return clip if clip.dtype == torch.float32 else clip.float()
     if clip.dtype == torch.bool or clip.numel() == 0:

@@ -67,6 +67,9 @@ def check_mask(bool_masked_pos: torch.Tensor, batch_size: int, num_patches: int)
     """Validate a mask for the encoder and return the number of masked tokens per sample."""
     if not isinstance(bool_masked_pos, torch.Tensor):
         raise ValueError(f"bool_masked_pos must be a tensor, got {type(bool_masked_pos).__name__}")
+    if bool_masked_pos.dtype != torch.bool:
+        raise ValueError(f"bool_masked_pos must be a bool tensor (True = masked), got {bool_masked_pos.dtype}: "
+                         "pass mask.bool()")
     if bool_masked_pos.dim() == 1:
         raise ValueError(f"bool_masked_pos must be (batch, {num_patches}); got shape "
                          f"{tuple(bool_masked_pos.shape)}: add the batch dimension")

@@ -228,7 +228,13 @@ class VideoMAEModel(PreTrainedVideoMAE):
             raise ValueError(f"pixel_values must have 5 dimensions {expected}, got shape {tuple(pixel_values.shape)}")
         if not pixel_values.is_floating_point():
             raise ValueError(f"pixel_values must be floating point (normalised pixels), got {pixel_values.dtype}")
-        _, t, ch, h, w = pixel_values.shape
+        weights = self.patch_embed.proj.weight.dtype
+        if pixel_values.dtype != weights and not torch.is_autocast_enabled(pixel_values.device.type):
+            raise ValueError(f"pixel_values are {pixel_values.dtype} but the model's weights are {weights}: pass "
+                             f"pixel_values.to({weights}), or run the model under torch.autocast")
+        b, t, ch, h, w = pixel_values.shape
+        if b == 0:
+            raise ValueError(f"pixel_values is an empty batch: shape {tuple(pixel_values.shape)}, expected {expected}")
         if ch != c.num_channels:
             raise ValueError(f"pixel_values has {ch} channels, the model expects {c.num_channels}: "
                              f"shape {tuple(pixel_values.shape)}, expected {expected}")
@@ -336,6 +342,9 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
                              "to hide and reconstruct; see videomae.tube_mask")
         self.videomae.check_pixels(pixel_values)
         num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
+        if num_masked == 0:
+            raise ValueError("bool_masked_pos masks no token: pretraining reconstructs the masked tokens, so mask "
+                             "at least one (e.g. videomae.tube_mask(config.grid_size, 0.9))")
         visible, masked = (_to_device(i, pixel_values.device) for i in split_indices(bool_masked_pos, num_masked))
         out = self.forward_indexed(pixel_values, visible, masked, head_mask, bool(output_attentions),
                                    bool(output_hidden_states))
@@ -405,7 +414,7 @@ class VideoMAEForVideoClassification(PreTrainedVideoMAE):
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Regression, single-label or multi-label loss, chosen as transformers chooses it."""
         n = self.config.num_labels
-        labels = labels.to(logits.device)
+        labels = torch.as_tensor(labels).to(logits.device)
         problem = self.config.problem_type
         if problem is None:
             if n == 1:

@@ -202,7 +202,10 @@ class PreTrainedVideoMAE(nn.Module):
             if weights_path is None:
                 raise FileNotFoundError(f"hub repo {name!r} has none of {', '.join(ckpt.WEIGHT_NAMES)}")
         raw = ckpt.read_weights(weights_path)
-        state, layout = ckpt.to_internal(raw)
+        try:
+            state, layout = ckpt.to_internal(raw)
+        except ValueError as err:
+            raise ValueError(f"{weights_path}: {err}") from None
 
         if config is not None:
             config = config.copy(**config_overrides) if config_overrides else config
@@ -238,9 +241,10 @@ class PreTrainedVideoMAE(nn.Module):
                              f"these (a new head with another num_labels), pass ignore_mismatched_sizes=True")
         load = {k[len(self._prefix):] if self._prefix and k.startswith(self._prefix) else k: v
                 for k, v in state.items() if k in own and k not in {m[0] for m in mismatched}}
-        self.load_state_dict(load, strict=False)
         fresh = missing + [m[0] for m in mismatched]
         if fresh:
+            # Initialise the modules that lack weights first, then load: a module missing only
+            # its bias keeps the weight the checkpoint has.
             owners = sorted({k[len(self._prefix):].rsplit(".", 1)[0] for k in fresh})
             for name in owners:
                 try:
@@ -251,6 +255,8 @@ class PreTrainedVideoMAE(nn.Module):
                     init_weights(module, self.config, prefix=name)
             if "mask_token" in fresh:
                 nn.init.trunc_normal_(self.mask_token, std=self.config.initializer_range)
+        self.load_state_dict(load, strict=False)
+        if fresh:
             logger.warning("%s: weights of %s not in the checkpoint, newly initialised (train before use): %s",
                            source, type(self).__name__, ", ".join(fresh))
         if unexpected:

@@ -339,6 +339,8 @@ def _per_channel(
     values = [float(value)] * channels if isinstance(value, (int, float)) else [float(v) for v in value]
     if len(values) != channels:
         raise ValueError(f"{name} has {len(values)} values, but the images have {channels} channels")
+    if not all(math.isfinite(v) for v in values) or (name == "std" and 0.0 in values):
+        raise ValueError(f"{name} must be finite{' and non-zero' if name == 'std' else ''}, got {values}")
     return torch.tensor(values, dtype=torch.float32, device=like.device).view(channels, 1, 1)
 
 

@@ -92,6 +92,8 @@ def _open(path: PathLike) -> tuple[Container, Stream, str]:
         raise VideoDecodeError(f"{name}: no such file")
     if os.path.isdir(name):
         raise VideoDecodeError(f"{name}: is a directory, not a video file")
+    if not os.path.isfile(name):  # opening a pipe would wait for a writer forever
+        raise VideoDecodeError(f"{name}: not a regular file (a pipe, socket or device), not a video file")
     if os.path.getsize(name) == 0:
         raise VideoDecodeError(f"{name}: empty file (0 bytes)")
     try:
@@ -99,13 +101,25 @@ def _open(path: PathLike) -> tuple[Container, Stream, str]:
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
         raise VideoDecodeError(f"{name}: not a readable video ({err})") from err
     if not container.streams.video:
+        kinds = [s.type for s in container.streams]  # read before closing, which empties the list
         container.close()
-        raise VideoDecodeError(f"{name}: no video stream (streams: {[s.type for s in container.streams]})")
+        raise VideoDecodeError(f"{name}: no video stream (streams: {kinds})")
     stream = container.streams.video[0]
+    if stream.codec_context is None:  # FFmpeg has no decoder for what the header names
+        container.close()
+        raise VideoDecodeError(f"{name}: no decoder for its video stream (an unknown or corrupt codec id)")
     for other in container.streams:
         if other.index != stream.index:
-            other.discard = "all"  # the demuxer skips their packets
+            _discard(other)
     return container, stream, name
+
+
+def _discard(stream: av.stream.Stream) -> None:
+    """Let the demuxer skip the packets of a stream we do not read (audio, subtitles, data)."""
+    try:
+        stream.discard = av.stream.Discard.all  # PyAV takes the enum member, not its name
+    except (AttributeError, TypeError, ValueError):
+        pass  # a PyAV without the switch: those packets are read and dropped, which is only slower
 
 
 def _scan(container: Container, stream: Stream, name: str) -> _FrameIndex:
@@ -149,6 +163,19 @@ def _packet_frames(
         yield from context.decode(packet)
 
 
+def _rewind(container: Container, stream: Stream, first_pts: int) -> None:
+    """Go back to the first frame. A seek to the first frame's timestamp can land one keyframe
+    later in some containers (MPEG-TS, whose first keyframe is stamped after its decode time);
+    a seek to the start of the file, in file time, does not."""
+    try:
+        container.seek(min(0, container.start_time or 0), stream=None)  # microseconds of file time
+    except av.error.FFmpegError:
+        try:
+            container.seek(first_pts, backward=True, any_frame=False, stream=stream)
+        except av.error.FFmpegError as err:
+            raise VideoDecodeError(f"{container.name}: cannot seek to the first frame ({err})") from err
+
+
 def _frame_time(frame: av.VideoFrame) -> int | None:
     return frame.pts if frame.pts is not None else frame.dts
 
@@ -164,16 +191,20 @@ def _decode_wanted(
 
     A wanted frame the decoder never produced (it dropped or mis-stamped it) is replaced by the
     last frame shown before its time, which is what a player would display then. If a seek lands
-    after the frame it aimed for (a container with a poor index), decoding restarts from the first
-    frame and no longer seeks.
+    after the frame it aimed for, or past the last frame (a container with a poor index, or
+    MPEG-TS), decoding restarts from the first frame and no longer seeks.
     """
     wanted = {int(t) for t in want_pts}
     found: list[av.VideoFrame] = []
     from_start = False
     while len(found) < len(want_pts):
         target = int(want_pts[len(found)])
-        start = int(index.pts[0]) if from_start else index.seek_point(target)
-        container.seek(start, backward=True, any_frame=False, stream=stream)  # also flushes the decoder
+        if from_start:
+            start = int(index.pts[0])
+            _rewind(container, stream, start)
+        else:
+            start = index.seek_point(target)
+            container.seek(start, backward=True, any_frame=False, stream=stream)  # also flushes the decoder
         previous: av.VideoFrame | None = None
         outcome = "ended"
         for frame in _packet_frames(container, stream, wanted):
@@ -193,12 +224,13 @@ def _decode_wanted(
                 outcome = "jump"  # a keyframe lies between here and the next wanted frame
                 break
             previous = frame
-        if outcome == "overshot":
-            if from_start:
-                raise VideoDecodeError(
-                    f"{name}: cannot reach frame pts {target}: decoding from the start begins at pts {time}"
-                )
-            from_start = True
+        landed_late = outcome == "overshot" or (outcome == "ended" and previous is None)
+        if landed_late and not from_start:
+            from_start = True  # the seek landed after the frame, or past the last one
+        elif outcome == "overshot":
+            raise VideoDecodeError(
+                f"{name}: cannot reach frame pts {target}: decoding from the start begins at pts {time}"
+            )
         elif outcome == "ended" and len(found) < len(want_pts):
             missing = int(np.searchsorted(index.pts, want_pts[len(found)]))
             last = None if previous is None else _frame_time(previous)
@@ -278,7 +310,7 @@ def probe_video(path: PathLike, count_frames: bool = True) -> VideoInfo:
             if not rate and num_frames > 1:
                 span = float((index.pts[-1] - index.pts[0]) * time_base)
                 rate = Fraction(num_frames - 1) / Fraction(span) if span > 0 else None
-            container.seek(int(index.pts[0]), backward=True, stream=stream)
+            _rewind(container, stream, int(index.pts[0]))
         fps = float(rate) if rate else 0.0
         if duration == 0.0 and fps > 0:
             duration = num_frames / fps
@@ -326,7 +358,7 @@ def read_video(
         VideoDecodeError: the file is missing, empty, not a video, truncated, or an index is out
             of range.
     """
-    if resize is not None and (not isinstance(resize, int) or resize < 1):
+    if resize is not None and (not isinstance(resize, int) or isinstance(resize, bool) or resize < 1):
         raise ValueError(f"resize must be a positive int (the shorter side), got {resize!r}")
     container, stream, name = _open(path)
     try:
