@@ -34,7 +34,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -44,7 +43,14 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from train_fixtures import FAST, TINY_CONFIG, make_motion_videos
-from video_fixtures import decode_all, pattern_frames, write_video
+from video_fixtures import (
+    decode_all,
+    pattern_frames,
+    write_audio_only,
+    write_mpeg_ts,
+    write_video,
+    write_with_audio,
+)
 
 import videomae
 from videomae import (
@@ -94,55 +100,6 @@ def time_limit():
 
 
 # =========================================================================== video files
-def _write_audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        for i in range(4):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def _write_with_audio(path: Path, frames: np.ndarray) -> Path:
-    """H.264 video plus an AAC audio track, as phones and cameras write."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=12)
-        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        audio = container.add_stream("aac", rate=16000)
-        audio.layout = "mono"
-        for i, image in enumerate(frames):
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            sound.sample_rate, sound.pts = 16000, i * 1024
-            for packet in audio.encode(sound):
-                container.mux(packet)
-        for stream in (video, audio):
-            for packet in stream.encode():
-                container.mux(packet)
-    return path
-
-
-def _write_mpeg_ts(path: Path, frames: np.ndarray) -> Path:
-    """MPEG-2 in MPEG-TS: the first keyframe is stamped after its decode time, and seeking to a
-    keyframe's timestamp lands on the next one."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg2video", rate=Fraction(12))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"g": "4"}
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad_files")
@@ -166,9 +123,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     Image.fromarray(frames[0]).save(f["png.mp4"], format="PNG")
     f["jpeg.mp4"] = root / "jpeg.mp4"
     Image.fromarray(frames[0]).save(f["jpeg.mp4"], format="JPEG", quality=95)
-    f["audio_only.mp4"] = _write_audio_only(root / "audio_only.mp4")
-    f["with_audio.mp4"] = _write_with_audio(root / "with_audio.mp4", frames)
-    f["mpeg2.ts"] = _write_mpeg_ts(root / "mpeg2.ts", frames)
+    f["audio_only.mp4"] = write_audio_only(root / "audio_only.mp4")
+    f["with_audio.mp4"] = write_with_audio(root / "with_audio.mp4", frames)
+    f["mpeg2.ts"] = write_mpeg_ts(root / "mpeg2.ts", frames)
     f["one_frame.mp4"] = write_video(root / "one_frame.mp4", frames[:1])
     f["16x16.mp4"] = write_video(root / "16x16.mp4", pattern_frames(6, 16, 16))
     big = np.zeros((2, 2160, 3840, 3), np.uint8)
@@ -398,7 +355,7 @@ def test_corrupt_videos_in_a_separate_process_give_decode_errors_or_frames(files
         write_video(tmp_path / "h264.mkv", frames, options={"g": "4"}),
         write_video(tmp_path / "vp8.webm", frames, codec="libvpx", options={"g": "4"}),
         write_video(tmp_path / "mpeg4.avi", frames, codec="mpeg4", options={"g": "4"}),
-        _write_mpeg_ts(tmp_path / "mpeg2.ts", frames),
+        write_mpeg_ts(tmp_path / "mpeg2.ts", frames),
     ]
     inputs = [m for i, source in enumerate(sources) for m in _mutants(source, tmp_path, i)]
     result = subprocess.run([sys.executable, "-c", _ISOLATED, *map(str, inputs)], capture_output=True, text=True,

@@ -75,6 +75,56 @@ def write_video(
     return path
 
 
+def write_audio_only(path: Path) -> Path:
+    """An .mp4 holding an AAC audio stream and no video."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        for i in range(4):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_with_audio(path: Path, frames: np.ndarray) -> Path:
+    """H.264 video plus an AAC audio track, as phones and cameras write."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for i, image in enumerate(frames):
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            sound.sample_rate, sound.pts = 16000, i * 1024
+            for packet in audio.encode(sound):
+                container.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode():
+                container.mux(packet)
+    return path
+
+
+def write_mpeg_ts(path: Path, frames: np.ndarray) -> Path:
+    """MPEG-2 in MPEG-TS: the first keyframe is stamped after its decode time, and seeking to a
+    keyframe's timestamp lands on the next one."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg2video", rate=Fraction(12))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"g": "4"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def decode_all(path: Path) -> list[np.ndarray]:
     """Every frame in presentation order, decoded sequentially from the start: the reference."""
     with av.open(str(path)) as container:

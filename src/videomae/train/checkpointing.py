@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +95,36 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+# What a failed write raises: OSError (a full disk, no permission), or the serialisers' own types
+# (torch.save's RuntimeError, SafetensorError), whose messages do not always say what happened.
+_WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)
+
+
+def _write_failed(target: Path, err: BaseException, intact: str) -> OSError:
+    """An OSError naming what could not be written, why, how much room is left, and what is intact."""
+    try:
+        free = f"{shutil.disk_usage(target.parent).free / 2**20:.1f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    return OSError(getattr(err, "errno", None) or 0,
+                   f"{target}: not written ({type(err).__name__}: {err}; {free}). Nothing was replaced: {intact}")
+
+
 def save_model_folder(model: torch.nn.Module, folder: str | os.PathLike, extra: dict[str, str] | None = None) -> Path:
     """`model.save_pretrained(folder)`, atomically; `extra` files (name -> text) beside it."""
     folder = Path(folder)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
         model.save_pretrained(tmp)
         for name, text in (extra or {}).items():
             (tmp / name).write_text(text)
         _replace_dir(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, _WRITE_ERRORS):
+            raise _write_failed(folder, err, "the checkpoints written so far are intact") from err
         raise
     return folder
 
@@ -121,15 +141,22 @@ def save_checkpoint(
     then delete all but the newest `keep_last` checkpoints."""
     out_dir = Path(out_dir)
     final = out_dir / checkpoint_name(step)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{final.name}.tmp-"))
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{final.name}.tmp-"))
         torch.save(state, tmp / STATE_NAME)
         model.save_pretrained(tmp / MODEL_DIR)
         for name, text in (extra or {}).items():
             (tmp / MODEL_DIR / name).write_text(text)
         _replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, _WRITE_ERRORS):
+            previous = latest_checkpoint(out_dir)
+            intact = f"the last checkpoint, {previous}, is intact; free space and resume with resume=True" \
+                if previous is not None else "there is no earlier checkpoint"
+            raise _write_failed(final, err, intact) from err
         raise
     if keep_last is not None and keep_last > 0:
         for _, old in list_checkpoints(out_dir)[:-keep_last]:
@@ -151,6 +178,44 @@ def list_checkpoints(out_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def remove_incomplete(out_dir: str | os.PathLike) -> list[Path]:
+    """Delete the hidden temporary folders that interrupted checkpoint writes (a kill, a full
+    disk) left in `out_dir`, saying so; they are never loaded. Returns what was removed."""
+    out_dir = Path(out_dir)
+    removed = sorted(p for p in out_dir.glob(".checkpoint-*.tmp-*") if p.is_dir()) if out_dir.is_dir() else []
+    for folder in removed:
+        logger.warning("ignoring %s: an incomplete checkpoint from an interrupted write (removed)", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
+def load_resume(resume: bool | str | None, out_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to continue from and its training state (see `resolve_resume`), or None.
+
+    With `resume=True` this is the newest checkpoint that can be read: one whose file is damaged
+    (a disk error, a partial copy) is reported and the one before it is used. A checkpoint named
+    explicitly must be readable.
+    """
+    path = resolve_resume(resume, out_dir)
+    if path is None:
+        return None
+    if not _is_auto(resume):
+        return path, load_checkpoint(path)
+    damaged = []
+    for _, candidate in reversed(list_checkpoints(out_dir)):
+        try:
+            return candidate, load_checkpoint(candidate)
+        except ValueError as err:
+            logger.warning("resume: skipping %s, which cannot be read: %s", candidate, err)
+            damaged.append(str(err))
+    raise ValueError(f"resume: no checkpoint in {out_dir} can be read ({'; '.join(damaged)}); remove them or "
+                     "pass resume=False to start over")
+
+
+def _is_auto(resume: bool | str | None) -> bool:
+    return resume is True or str(resume).lower() in {"true", "auto", "latest"}
+
+
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
     found = list_checkpoints(out_dir)
     return found[-1][1] if found else None
@@ -161,7 +226,7 @@ def resolve_resume(resume: bool | str | None, out_dir: str | os.PathLike) -> Pat
     checkpoint folder or its training_state.pt; False/None/"": no resume."""
     if resume is None or resume is False or resume == "":
         return None
-    if resume is True or str(resume).lower() in {"true", "auto", "latest"}:
+    if _is_auto(resume):
         return latest_checkpoint(out_dir)
     path = Path(resume)
     if path.is_dir() and not (path / STATE_NAME).is_file():
@@ -187,5 +252,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 __all__ = ["check_writable", "rng_state", "set_rng_state", "save_checkpoint", "save_model_folder",
-           "list_checkpoints", "latest_checkpoint", "resolve_resume", "load_checkpoint", "checkpoint_name",
+           "list_checkpoints", "latest_checkpoint", "resolve_resume", "load_resume", "load_checkpoint",
+           "remove_incomplete", "checkpoint_name",
            "STATE_NAME", "MODEL_DIR"]

@@ -47,8 +47,15 @@ class MetricsWriter:
         """Forget records past `step`: a resumed run redoes those steps and logs them again."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and (json.loads(line).get("step") or 0) <= step]
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:  # a line cut short by a kill or a full disk
+                logger.warning("%s: dropping a damaged line: %.80s", self.path, line)
+                continue
+            if isinstance(record, dict) and (record.get("step") or 0) <= step:
+                kept.append(line)
         tmp = self.path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(line + "\n" for line in kept))
         os.replace(tmp, self.path)

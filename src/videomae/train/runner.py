@@ -189,9 +189,11 @@ def fit(
 
     state = TrainState()
     seed_everything(options.seed + dist.rank)  # the training stream (drop path, ...): one per process
-    resume_from = ckpt.resolve_resume(options.resume, ctx.out_dir)
-    if resume_from is not None:
-        state = _restore(resume_from, raw_model, optimizer, scaler, plan, dist)
+    if dist.is_main:
+        ckpt.remove_incomplete(ctx.out_dir)
+    resume = ckpt.load_resume(options.resume, ctx.out_dir)
+    if resume is not None:
+        state = _restore(*resume, raw_model, optimizer, scaler, plan, dist)
         ctx.metrics.truncate_after(state.step)
     elif options.resume:
         logger.info("resume: no checkpoint in %s yet, starting from scratch", ctx.out_dir)
@@ -210,7 +212,7 @@ def fit(
     if dist.distributed:
         model = _wrap_ddp(model, device)
 
-    last_saved = {"step": state.step if resume_from is not None else -1}
+    last_saved = {"step": state.step if resume is not None else -1}
 
     def save(state_now: TrainState) -> Path | None:
         rngs = dist_utils.all_gather_objects(ckpt.rng_state())
@@ -291,11 +293,10 @@ def _wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
     return ddp(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
 
-def _restore(path: Path, raw_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-             plan: BatchPlan, dist: DistInfo) -> TrainState:
-    """Load a checkpoint into the model, optimizer and scaler; restore this process's RNG;
-    return where to continue."""
-    payload = ckpt.load_checkpoint(path)
+def _restore(path: Path, payload: dict[str, Any], raw_model: nn.Module, optimizer: torch.optim.Optimizer,
+             scaler: torch.amp.GradScaler, plan: BatchPlan, dist: DistInfo) -> TrainState:
+    """Load a checkpoint's training state into the model, optimizer and scaler; restore this
+    process's RNG; return where to continue."""
     raw_model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     if payload.get("scaler"):
