@@ -395,6 +395,8 @@ PROCESSOR_ERRORS = [
     ("five-d frames", lambda: [np.zeros((1, 1, 8, 8, 3), np.uint8)], {}, ValueError, ["(H, W)", "(1, 1, 8, 8, 3)"]),
     ("None", lambda: None, {}, TypeError, ["NoneType"]),
     ("dict", lambda: {"pixel_values": 1}, {}, TypeError, ["dict"]),
+    ("float alpha beyond 0..1", lambda: _frames(2, 8, 8, 4, dtype=np.float32, fill=200.0), {"do_rescale": False},
+     ValueError, ["alpha channel of float frames must hold 0..1", "200"]),
     ("std zero", lambda: _frames(4, 8, 8, 3), {"image_std": 0.0}, ValueError, ["std", "non-zero"]),
     ("mean NaN", lambda: _frames(4, 8, 8, 3), {"image_mean": [0.5, float("nan"), 0.5]}, ValueError,
      ["mean must be finite"]),
@@ -432,6 +434,14 @@ def test_processor_odd_but_valid_input_gives_finite_pixels_of_the_promised_shape
     out = VideoMAEImageProcessor(size={"shortest_edge": 16}, crop_size=16)(frames, return_tensors="pt").pixel_values
     assert out.shape == (1, len(frames), 3, 16, 16) and out.dtype == torch.float32
     assert bool(torch.isfinite(out).all()) and float(out.abs().max()) <= 1.0 + 1e-6  # mean = std = 0.5
+
+
+def test_float_rgba_on_the_0_255_scale_is_composited_like_uint8():
+    rgba = _frames(2, 8, 8, 4)
+    processor = VideoMAEImageProcessor(size={"shortest_edge": 8}, crop_size=8)
+    as_uint8 = processor(rgba, return_tensors="pt").pixel_values
+    as_float = processor(rgba.astype(np.float32), return_tensors="pt").pixel_values
+    torch.testing.assert_close(as_float, as_uint8, atol=1 / 127.5 + 1e-6, rtol=0)  # within one 8-bit level
 
 
 # =========================================================================== the models

@@ -4,6 +4,8 @@ A video is a list of frames (PIL images, numpy arrays or tensors; (H, W), (H, W,
 (C, H, W)), a 4-d array / tensor, or a file path; a batch is a list of videos or a 5-d array.
 Channel position is inferred as transformers infers it. Frames stay uint8 (other integer types
 must hold 0..255; floats become float32); gray is repeated to RGB and alpha composited onto white.
+Float frames are on the scale the processor assumes: 0..255 when it rescales (as transformers
+assumes), 0..1 when it does not; their alpha is read on the same scale.
 Arrays are shared with torch rather than copied wherever the memory allows it.
 """
 
@@ -23,12 +25,14 @@ PathLike = str | os.PathLike
 
 
 def as_clips(
-    videos: Any, input_data_format: str | None, read_file: Callable[[PathLike], torch.Tensor]
+    videos: Any, input_data_format: str | None, read_file: Callable[[PathLike], torch.Tensor],
+    float_white: float = 1.0,
 ) -> list[tuple[int, torch.Tensor]]:
     """The input as (video number, RGB clip (t, 3, H, W), uint8 or float32) pieces, in order.
 
     A video is usually one piece; frames of different sizes within a video make several.
-    `read_file` turns a path into (frames, H, W, 3) uint8 frames.
+    `read_file` turns a path into (frames, H, W, 3) uint8 frames. `float_white` is white (and
+    opaque alpha) in float frames: 255.0 or 1.0.
     """
     batch = _split_batch(videos)
     pieces: list[tuple[int, torch.Tensor]] = []
@@ -59,7 +63,7 @@ def as_clips(
             if clip.is_floating_point() and not bool(torch.isfinite(clip).all()):
                 raise ValueError(f"video {number} has NaN or infinite pixel values (as float32): expected finite "
                                  "values, 0..255 or 0..1")
-            pieces.append((number, _as_rgb(clip)))
+            pieces.append((number, _as_rgb(clip, float_white)))
     return pieces
 
 
@@ -243,7 +247,7 @@ def _channels_first(clip: torch.Tensor, input_data_format: str | None, pil: bool
     return clip.permute(0, 3, 1, 2) if fmt == "channels_last" else clip
 
 
-def _as_rgb(clip: torch.Tensor) -> torch.Tensor:
+def _as_rgb(clip: torch.Tensor, float_white: float = 1.0) -> torch.Tensor:
     """(t, C, H, W) with C in {1, 3, 4} -> (t, 3, H, W): gray repeated, alpha composited onto white."""
     channels = clip.shape[1]
     if channels == 3:
@@ -252,8 +256,12 @@ def _as_rgb(clip: torch.Tensor) -> torch.Tensor:
         return clip.expand(-1, 3, -1, -1)
     if channels != 4:
         raise ValueError(f"frames have {channels} channels (shape {tuple(clip.shape)}); expected 1, 3 or 4")
-    white = 255.0 if clip.dtype == torch.uint8 else 1.0
+    white = 255.0 if clip.dtype == torch.uint8 else float_white
     rgb, alpha = clip[:, :3].float(), clip[:, 3:].float() / white
+    if clip.is_floating_point() and not bool(((alpha >= 0) & (alpha <= 1)).all()):
+        raise ValueError(f"the alpha channel of float frames must hold 0..{white:g} (0..255 when the processor "
+                         f"rescales, 0..1 when it does not), got {float(clip[:, 3:].min()):g}.."
+                         f"{float(clip[:, 3:].max()):g}")
     blended = alpha * rgb + (1 - alpha) * white
     return blended.round().to(torch.uint8) if clip.dtype == torch.uint8 else blended.to(clip.dtype)
 

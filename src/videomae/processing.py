@@ -323,7 +323,7 @@ class VideoMAEImageProcessor:
         def read_centred_clip(path: str | os.PathLike) -> torch.Tensor:
             return read_video(path, lambda total: multi_clip_indices(num_frames, frame_sample_rate, total, 1)[0])
 
-        pieces = as_clips(videos, in_format, read_centred_clip)
+        pieces = as_clips(videos, in_format, read_centred_clip, float_white=255.0 if do_rescale else 1.0)
         if device is not None:
             pieces = [(video, clip.to(device)) for video, clip in pieces]
 
