@@ -1,10 +1,11 @@
 """Fuzz the decode + preprocess path with mutated videos, for a fixed time budget.
 
 Small valid videos are written first, one per container / codec family (H.264 in MP4 and MKV,
-VP8 and VP9 in WebM, MPEG-4 Part 2 and MJPEG in AVI, FFV1 in MKV, PNG with alpha in MOV, MPEG-2
-in MPEG-TS, GIF). Then, until the budget is spent, a mutant of one of them is made (byte and bit
-flips, truncation, a duplicated, deleted or zeroed chunk, random bytes inserted, a corrupted
-header; one to three at a time) and handed to a worker process, which runs on it:
+H.264 with an AAC audio track and a rotation in MP4, VP8 and VP9 in WebM, MPEG-4 Part 2 and
+MJPEG in AVI, FFV1 in MKV, PNG with alpha in MOV, MPEG-2 in MPEG-TS, GIF). Then, until the
+budget is spent, a mutant of one of them is made (byte and bit flips, truncation, a duplicated,
+deleted or zeroed chunk, random bytes inserted, a corrupted header; one to three at a time) and
+handed to a worker process, which runs on it:
 
     probe_video(path), probe_video(path, count_frames=False)
     read_video(path, ...) with the indices [0], [last], [last, 0, middle], every frame, a clip
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 # (file name, codec, pixel format, source format, encoder options)
 SEEDS = [
     ("h264.mp4", "libx264", "yuv420p", "rgb24", {"g": "4", "bf": "2", "preset": "ultrafast"}),
+    ("h264_aac_rotated.mp4", "libx264", "yuv420p", "rgb24", {"g": "4", "preset": "ultrafast"}),
     ("h264.mkv", "libx264", "yuv420p", "rgb24", {"g": "4", "preset": "ultrafast"}),
     ("vp8.webm", "libvpx", "yuv420p", "rgb24", {"g": "4"}),
     ("vp9.webm", "libvpx-vp9", "yuv420p", "rgb24", {"g": "4", "deadline": "realtime", "cpu-used": "8"}),
@@ -70,7 +72,17 @@ def write_seed(path: Path, codec: str, pix_fmt: str, src_format: str, options: d
         stream = container.add_stream(codec, rate=Fraction(12))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = dict(options)
+        audio = None
+        if "aac" in path.name:
+            stream.set_display_rotation(90)
+            audio = container.add_stream("aac", rate=8000)
+            audio.layout = "mono"
         for i in range(num_frames):
+            if audio is not None:
+                sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                sound.sample_rate, sound.pts = 8000, i * 1024
+                for packet in audio.encode(sound):
+                    container.mux(packet)
             rgb = np.stack([(xx * 5 + i * 20) % 256, (yy * 7 + i * 9) % 256, ((xx + yy) * 3) % 256], -1)
             rgb[(i * 3) % height:(i * 3) % height + 6, (i * 4) % width:(i * 4) % width + 6] = 250
             image = rgb.astype(np.uint8)
@@ -82,6 +94,9 @@ def write_seed(path: Path, codec: str, pix_fmt: str, src_format: str, options: d
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if audio is not None:
+            for packet in audio.encode():
+                container.mux(packet)
 
 
 def make_seeds(folder: Path) -> list[Path]:
