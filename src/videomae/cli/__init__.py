@@ -102,8 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(debug: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s", stream=sys.stderr)
+_CHATTY = {"pretrain", "finetune", "evaluate", "demo"}  # their progress is logged at INFO
+
+
+def _setup_logging(debug: bool, command: str) -> None:
+    level = logging.DEBUG if debug else logging.INFO if command in _CHATTY else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     if not debug:  # third-party chatter
         for name in ("urllib3", "huggingface_hub", "filelock", "matplotlib", "PIL"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -117,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `videomae` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.debug)
+    _setup_logging(args.debug, args.command)
     try:
         status = args.run(args)
     except KeyboardInterrupt:

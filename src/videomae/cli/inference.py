@@ -7,6 +7,7 @@ batch; each video's clip scores or features are averaged afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,19 @@ logger = logging.getLogger("videomae.cli")
 
 
 # --------------------------------------------------------------------------- devices, models
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence the loader's missing / unused weight messages where the command checks the
+    loading info itself and says what is wrong in its own words."""
+    loader = logging.getLogger("videomae.pretrained")
+    previous = loader.level
+    loader.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        loader.setLevel(previous)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -44,24 +58,24 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def model_architectures(model: str) -> list[str]:
+def model_architectures(model: str, offline: bool = False) -> list[str]:
     """The `architectures` recorded in a model's config.json ([] for a .pth or none recorded)."""
     if Path(model).is_file():
         sibling = Path(model).parent / CONFIG_NAME
         return list(VideoMAEConfig.from_json_file(sibling).extra.get("architectures", [])) if sibling.is_file() else []
-    path = resolve_file(model, CONFIG_NAME, required=False)
+    path = resolve_file(model, CONFIG_NAME, required=False, local_files_only=offline)
     if path is None:
         return []
     return list(VideoMAEConfig.from_json_file(path).extra.get("architectures", []))
 
 
-def load_processor(model: str, config: VideoMAEConfig):  # noqa: ANN201 - VideoMAEImageProcessor
+def load_processor(model: str, config: VideoMAEConfig, offline: bool = False):  # noqa: ANN201
     """The model's preprocessor_config.json, or transformers' defaults at the model's size."""
     from ..processing import VideoMAEImageProcessor
 
     folder = Path(model).parent if Path(model).is_file() else model
     try:
-        return VideoMAEImageProcessor.from_pretrained(folder)
+        return VideoMAEImageProcessor.from_pretrained(folder, local_files_only=offline)
     except (OSError, ValueError) as err:
         height, width = config.image_hw
         logger.info("%s: no usable preprocessor_config.json (%s); resizing to %dx%d with mean = std = 0.5",
@@ -211,8 +225,9 @@ def classify(args) -> int:  # noqa: ANN001
     paths = expand_videos(args.videos, allow_folders=True)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    model, info = VideoMAEForVideoClassification.from_pretrained(args.model, local_files_only=args.offline,
-                                                                 output_loading_info=True)
+    with quiet_loading():
+        model, info = VideoMAEForVideoClassification.from_pretrained(args.model, local_files_only=args.offline,
+                                                                     output_loading_info=True)
     if any(k.startswith("classifier.") for k in info["missing_keys"]):
         raise ValueError(f"{args.model}: has no classification head (a pretraining or bare encoder checkpoint); "
                          f"fine-tune it first, or use `videomae embed` for features")
@@ -220,7 +235,7 @@ def classify(args) -> int:  # noqa: ANN001
     if config.problem_type == "regression":
         raise ValueError(f"{args.model}: a regression model, not a classifier")
     model.to(device)
-    processor = load_processor(args.model, config)
+    processor = load_processor(args.model, config, args.offline)
     top_k = max(1, min(args.top_k, config.num_labels))
     errors = ErrorLog("classify")
     multi_label = config.problem_type == "multi_label_classification"
@@ -259,9 +274,10 @@ def load_feature_model(model: str, offline: bool):  # noqa: ANN201
     encoder (features = mean of the last hidden states)."""
     from ..modeling import VideoMAEForVideoClassification, VideoMAEModel
 
-    if "VideoMAEForVideoClassification" in model_architectures(model):
+    if "VideoMAEForVideoClassification" in model_architectures(model, offline):
         return VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline), "pooled (fc_norm)"
-    net, info = VideoMAEModel.from_pretrained(model, local_files_only=offline, output_loading_info=True)
+    with quiet_loading():
+        net, info = VideoMAEModel.from_pretrained(model, local_files_only=offline, output_loading_info=True)
     if any(k.startswith("classifier.") for k in info["unexpected_keys"]):
         return VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline), "pooled (fc_norm)"
     return net, "mean of encoder tokens"
@@ -318,7 +334,7 @@ def embed(args) -> int:  # noqa: ANN001
     model, kind = load_feature_model(args.model, args.offline)
     model.to(device)
     config = model.config
-    processor = load_processor(args.model, config)
+    processor = load_processor(args.model, config, args.offline)
     errors = ErrorLog("embed")
 
     def clip_features() -> Iterator[tuple[torch.Tensor, list[tuple[Path, int]]]]:
@@ -351,14 +367,15 @@ def reconstruct(args) -> int:  # noqa: ANN001
         raise ValueError(f"--out {out}: the grid is written as a PNG; give a .png file name")
     [path] = expand_videos([args.video], allow_folders=False)
     device = resolve_device(args.device)
-    model, info = VideoMAEForPreTraining.from_pretrained(args.model, local_files_only=args.offline,
-                                                         output_loading_info=True)
+    with quiet_loading():
+        model, info = VideoMAEForPreTraining.from_pretrained(args.model, local_files_only=args.offline,
+                                                             output_loading_info=True)
     if any(k.startswith(("decoder.", "encoder_to_decoder", "mask_token")) for k in info["missing_keys"]):
         raise ValueError(f"{args.model}: has no pretraining decoder, so it cannot reconstruct; give a "
                          f"pretraining checkpoint (VideoMAEForPreTraining)")
     model.to(device)
     config = model.config
-    processor = load_processor(args.model, config)
+    processor = load_processor(args.model, config, args.offline)
     video = load_clips(path, processor, config.num_frames, args.sampling_rate, 1)
     if video.error is not None:
         raise ValueError(video.error)

@@ -1,8 +1,14 @@
 """A small video data set made on the spot, whose classes are motions, not appearances.
 
-Each clip shows one shape gliding over a textured background. The class is the direction of
-the motion (left, right, up, down, ...); shape, colour, size, speed, start position and the
-texture are random, so a single frame says nothing about the class, as in Something-Something.
+Each clip shows one shape gliding over a background. The class is the direction of the motion
+(left, right, up, down); shape, colour, size, speed, start position and background are random,
+so a single frame says nothing about the class, as in Something-Something.
+
+Backgrounds are "plain" (one random colour; the default) or "texture" (random colour blobs, a
+grating and sensor noise). Masked autoencoding learns from what it can predict: on plain
+backgrounds the pixels worth predicting are the moving shapes, so a few minutes of pretraining
+learn motion; on textures the unpredictable texture dominates the loss and they do not (the
+pretraining loss stays near 1 and the features are no better than random ones).
 The clips are written as real H.264 files with lists in the original `path label` format, so
 a model trained on them goes through the whole pipeline: decode, sample, augment, model.
 
@@ -23,6 +29,7 @@ CLASSES: tuple[str, ...] = ("left", "right", "up", "down")
 _DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 _SHAPES = ("disc", "square", "diamond", "ring", "cross")
 SPLITS = ("unlabeled", "train", "val", "test")
+BACKGROUNDS = ("plain", "texture")
 
 
 @dataclass(frozen=True)
@@ -34,12 +41,15 @@ class SyntheticSpec:
     train: int = 24
     val: int = 8
     test: int = 50
-    num_frames: int = 32
-    size: int = 48
+    num_frames: int = 24
+    size: int = 32
     fps: int = 16
+    background: str = "plain"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
         if self.size < 16 or self.size % 2:
             raise ValueError(f"size must be an even number of pixels >= 16 (H.264 needs even sides), got {self.size}")
         if self.num_frames < 2:
@@ -87,37 +97,45 @@ def _coverage(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.n
     return np.clip(0.5 - sdf, 0.0, 1.0)
 
 
-def render_clip(label: int, rng: np.random.Generator, num_frames: int = 32, size: int = 48) -> np.ndarray:
+def render_clip(
+    label: int, rng: np.random.Generator, num_frames: int = 24, size: int = 32, background: str = "plain"
+) -> np.ndarray:
     """One clip of class `label`: (num_frames, size, size, 3) uint8.
 
-    The shape travels 30-60% of the frame along its class's direction, starting where the
-    whole path stays inside the frame; its position in any one frame is uniform over the
-    same range for every class.
+    The shape travels 30-60% of the frame along its class's direction from a uniformly random
+    start. The frame wraps around (a shape leaving on the right comes back on the left), so
+    the shape's position in any frame, first, middle or last, is uniform over the frame for
+    every class: only the order of the frames tells the class.
     """
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label must be in [0, {len(CLASSES)}), got {label}")
-    background = _texture(rng, size)
+    if background == "plain":
+        backdrop = np.broadcast_to(0.15 + 0.7 * rng.random(3), (size, size, 3))
+    elif background == "texture":
+        backdrop = _texture(rng, size)
+    else:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     shape = _SHAPES[rng.integers(len(_SHAPES))]
     radius = rng.uniform(0.09, 0.16) * size
     colour = rng.random(3)
     # Contrast with the background: push the colour towards the far end of each channel.
-    colour = np.where(background.mean(axis=(0, 1)) > 0.5, colour * 0.35, 0.65 + colour * 0.35)
+    colour = np.where(backdrop.mean(axis=(0, 1)) > 0.5, colour * 0.35, 0.65 + colour * 0.35)
     travel = rng.uniform(0.3, 0.6) * size
     ux, uy = _DIRECTIONS[CLASSES[label]]
-    margin = radius + 1
-    # Start so that start and end both stay within [margin, size - margin] on each axis.
-    lo_x, hi_x = margin - min(0.0, ux * travel), size - margin - max(0.0, ux * travel)
-    lo_y, hi_y = margin - min(0.0, uy * travel), size - margin - max(0.0, uy * travel)
-    x0, y0 = rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)
+    x0, y0 = rng.uniform(0, size, 2)
     # A little jitter across the motion so paths are not perfectly straight.
     wobble = rng.uniform(0, 1.5) * np.sin(np.linspace(0, rng.uniform(1, 3) * math.pi, num_frames) + rng.uniform(0, 6))
     progress = np.linspace(0.0, 1.0, num_frames)
     cx = x0 + ux * travel * progress + uy * wobble  # (T,)
     cy = y0 + uy * travel * progress + ux * wobble
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    alpha = _coverage(shape, xx[None] - cx[:, None, None], yy[None] - cy[:, None, None], radius)  # (T, H, W)
-    frames = background[None] * (1 - alpha[..., None]) + colour * alpha[..., None]  # (T, H, W, 3)
-    frames = frames + rng.normal(0, 0.015, frames.shape)  # sensor noise: no two frames are equal
+    # Offsets on a torus: the shortest way round from each pixel to the shape's centre.
+    dx = (xx[None] - cx[:, None, None] + size / 2) % size - size / 2  # (T, H, W)
+    dy = (yy[None] - cy[:, None, None] + size / 2) % size - size / 2
+    alpha = _coverage(shape, dx, dy, radius)  # (T, H, W)
+    frames = backdrop[None] * (1 - alpha[..., None]) + colour * alpha[..., None]  # (T, H, W, 3)
+    if background == "texture":
+        frames = frames + rng.normal(0, 0.015, frames.shape)  # sensor noise: no two frames are equal
     return (frames.clip(0, 1) * 255 + 0.5).astype(np.uint8)
 
 
@@ -196,7 +214,7 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
     for split, i in jobs:
         label = i % len(CLASSES)  # balanced, interleaved classes
         rng = np.random.default_rng(clip_seed(spec.seed, split, i))
-        frames = render_clip(label, rng, spec.num_frames, spec.size)
+        frames = render_clip(label, rng, spec.num_frames, spec.size, spec.background)
         rel = f"{split}/{i:05d}.mp4"
         write_video(root / rel, frames, spec.fps)
         lines[split].append(f"{rel} {label}")
@@ -213,4 +231,5 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
     return dataset
 
 
-__all__ = ["CLASSES", "SyntheticSpec", "SyntheticDataset", "render_clip", "write_video", "generate", "clip_seed"]
+__all__ = ["CLASSES", "BACKGROUNDS", "SyntheticSpec", "SyntheticDataset", "render_clip", "write_video", "generate",
+           "clip_seed"]

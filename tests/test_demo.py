@@ -1,0 +1,42 @@
+"""`videomae demo --quick`: the whole pipeline runs and leaves its outputs (the accuracy claim
+itself needs the default budget; docs/demo.md has the measured numbers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from videomae.demo import RECIPES
+
+
+def test_quick_demo_writes_everything(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-m", "videomae", "demo", "--quick", "--out", str(out), "--no-progress",
+                             "--device", "cpu", "--seed", "1"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "pretrained, then fine-tuned" in result.stdout and "from scratch" in result.stdout
+
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["test_accuracy"]) == {"pretrained", "scratch"}
+    assert all(0.0 <= acc <= 1.0 for acc in results["test_accuracy"].values())
+    assert results["test_videos"] == RECIPES["quick"].data.test * 4
+    assert results["seed"] == 1 and results["seconds"]["total"] > 0
+
+    for name in ("reconstruction.png", "curves.png"):
+        with Image.open(out / name) as image:
+            assert image.size[0] > 100 and image.size[1] > 50
+    for run in ("pretrain", "finetune-pretrained", "finetune-scratch"):
+        assert (out / run / "model" / "config.json").is_file()
+        assert (out / run / "metrics.jsonl").is_file()
+    # the two fine-tunings differ only in their starting weights
+    pretrained = json.loads((out / "finetune-pretrained" / "options.json").read_text())
+    scratch = json.loads((out / "finetune-scratch" / "options.json").read_text())
+    differ = {k for k in pretrained if pretrained[k] != scratch.get(k)}
+    assert differ == {"init_from", "model", "output_dir"}
+    assert pretrained["flip"] is False
