@@ -5,7 +5,9 @@ A video is a list of frames (PIL images, numpy arrays or tensors; (H, W), (H, W,
 Channel position is inferred as transformers infers it. Frames stay uint8 (other integer types
 must hold 0..255; floats become float32); gray is repeated to RGB and alpha composited onto white.
 Float frames are on the scale the processor assumes: 0..255 when it rescales (as transformers
-assumes), 0..1 when it does not; their alpha is read on the same scale.
+assumes), 0..1 when it does not; their alpha is read on the same scale. NaN and infinite values
+are refused here, once per call, rather than in the model, where checking would cost a device
+sync every step.
 Arrays are shared with torch rather than copied wherever the memory allows it.
 """
 

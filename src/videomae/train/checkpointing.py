@@ -8,7 +8,11 @@ Layout under the output folder::
         model/              the model alone, `save_pretrained` format: from_pretrained reads it
 
 A checkpoint is first written to a hidden temporary folder and renamed into place, so a kill
-at any moment leaves either the previous checkpoint or the new one, never half of one.
+at any moment leaves either the previous checkpoint or the new one, never half of one. What a
+kill leaves behind (the hidden folder) is removed by the next run, which says so; a newest
+checkpoint that cannot be read (a disk error, a partial copy) is skipped by `resume=True` for
+the one before it. A write that fails (a full disk) raises an OSError that names the
+checkpoint and the one still intact.
 """
 
 from __future__ import annotations
