@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,8 +48,17 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     script = Path(__file__).with_name("train_fixtures.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
            str(free_port()), str(script), str(tmp_path / "job.json")]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # Its own process group: if the run hangs, the timeout kills torchrun *and* its workers,
+    # so no orphan is left waiting on a peer.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate()
+        pytest.fail(f"2-process run did not finish in 240 s: {stderr[-3000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
     two = json.loads((tmp_path / "two.json").read_text())
 
     one = pretrain(output_dir=str(tmp_path / "one"), **train)
