@@ -13,6 +13,7 @@ import os
 import pickle
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,9 @@ def find_weights(folder: Path) -> Path:
     raise FileNotFoundError(f"{folder}: no weights found; expected one of {', '.join(WEIGHT_NAMES)}")
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A single file, or every shard named by an index file."""
+def read_weights(path: Path, fetch: Callable[[str], Path | None] | None = None) -> dict[str, torch.Tensor]:
+    """A single file, or every shard named by an index file. `fetch` finds a shard by name
+    (a hub download); by default shards sit beside the index."""
     if path.name.endswith(".index.json"):
         try:
             index = json.loads(path.read_text())
@@ -109,7 +111,8 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
             if not isinstance(shard, str) or shard != Path(shard).name or shard in ("", ".", ".."):
                 raise ValueError(f"{path}: shard {shard!r} is not a file name in the index's folder; refusing to "
                                  "read files elsewhere")
-            state.update(load_weights_file(path.parent / shard))
+            located = fetch(shard) if fetch is not None else path.parent / shard
+            state.update(load_weights_file(located if located is not None else path.parent / shard))
         return state
     return load_weights_file(path)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from pathlib import Path
@@ -11,10 +12,13 @@ import huggingface_hub
 
 def _hub_error(name: str) -> type[BaseException]:
     """huggingface_hub moved its error classes between releases; look them up by name."""
-    for module_name in ("errors", "utils"):
-        module = getattr(huggingface_hub, module_name, None)
-        cls = getattr(module, name, None) if module is not None else None
-        if isinstance(cls, type):
+    for module_name in ("huggingface_hub.errors", "huggingface_hub.utils"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
             return cls
     return type(name, (Exception,), {})
 

@@ -201,7 +201,11 @@ class PreTrainedVideoMAE(nn.Module):
                     break
             if weights_path is None:
                 raise FileNotFoundError(f"hub repo {name!r} has none of {', '.join(ckpt.WEIGHT_NAMES)}")
-        raw = ckpt.read_weights(weights_path)
+        fetch = None
+        if not source.exists():  # a hub repo: shards named by an index are downloaded one by one
+            def fetch(shard: str) -> Path | None:
+                return resolve_file(name, shard, **hub)
+        raw = ckpt.read_weights(weights_path, fetch)
         try:
             state, layout = ckpt.to_internal(raw)
         except ValueError as err:
