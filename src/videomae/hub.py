@@ -24,6 +24,7 @@ def _hub_error(name: str) -> type[BaseException]:
 
 
 _ENTRY_NOT_FOUND = _hub_error("EntryNotFoundError")
+_LOCAL_NOT_FOUND = _hub_error("LocalEntryNotFoundError")  # a subclass of the above in recent releases
 _REPO_NOT_FOUND = _hub_error("RepositoryNotFoundError")
 _REVISION_NOT_FOUND = _hub_error("RevisionNotFoundError")
 _VALIDATION = _hub_error("HFValidationError")
@@ -71,6 +72,8 @@ def resolve_file(
                 token=token, local_files_only=local_files_only,
             )
         )
+    except _LOCAL_NOT_FOUND as err:
+        raise _offline_error(name, err) from None
     except _ENTRY_NOT_FOUND:
         if required:
             raise FileNotFoundError(f"hub repo {name!r} has no file {filename}") from None
@@ -78,8 +81,12 @@ def resolve_file(
     except (_REPO_NOT_FOUND, _REVISION_NOT_FOUND, _VALIDATION) as err:
         raise FileNotFoundError(f"{name!r} is neither a local path nor a hub repo id: {err}") from None
     except OSError as err:  # no network, offline mode, file not in the cache
-        raise OSError(
-            f"{name!r} is not a local folder and could not be fetched from the Hugging Face hub "
-            f"(offline, or not in the local cache): download it where there is network, or pass a "
-            f"local folder [{type(err).__name__}]"
-        ) from None
+        raise _offline_error(name, err) from None
+
+
+def _offline_error(name: str, err: BaseException) -> OSError:
+    return OSError(
+        f"{name!r} is not a local folder and could not be fetched from the Hugging Face hub "
+        f"(offline, or not in the local cache): download it where there is network, or pass a "
+        f"local folder [{type(err).__name__}]"
+    )
