@@ -13,29 +13,14 @@ in bf16 (inference) and forward + backward under bf16 autocast (training):
 
 from __future__ import annotations
 
-import statistics
-
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from gpu import bench  # the same CUDA-event timer (this folder is on sys.path when run as a script)
+
 B, N, D, H = 16, 1568, 768, 12
 HD = D // H
-
-
-def bench(fn, iters: int = 30) -> float:
-    for _ in range(5):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
-    return statistics.median(times)
 
 
 def attention(layout: str, x, w, bias, proj_w, proj_b):
