@@ -38,5 +38,6 @@ def test_quick_demo_writes_everything(tmp_path: Path) -> None:
     pretrained = json.loads((out / "finetune-pretrained" / "options.json").read_text())
     scratch = json.loads((out / "finetune-scratch" / "options.json").read_text())
     differ = {k for k in pretrained if pretrained[k] != scratch.get(k)}
-    assert differ == {"init_from", "model", "output_dir"}
+    assert differ == {"init_from", "model", "output_dir", "layer_decay"}
+    assert scratch["layer_decay"] == 1.0
     assert pretrained["flip"] is False

@@ -141,7 +141,7 @@ def save_reconstruction_mp4(
     frames = _side_by_side(rec, index, scale)
     t, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
-    return write_video(path, frames, fps=fps)
+    return write_video(path, frames, fps=fps, crf=18, pix_fmt="yuv420p")  # for any player
 
 
 def plot_curves(

@@ -45,6 +45,10 @@ class SyntheticSpec:
     size: int = 32
     fps: int = 16
     background: str = "plain"
+    # Shape radius and distance travelled over the clip, as fractions of the frame side. Large
+    # shapes cover many tokens, so masked-video pretraining learns their motion quickly.
+    radius: tuple[float, float] = (0.25, 0.35)
+    travel: tuple[float, float] = (0.6, 1.0)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -54,6 +58,10 @@ class SyntheticSpec:
             raise ValueError(f"size must be an even number of pixels >= 16 (H.264 needs even sides), got {self.size}")
         if self.num_frames < 2:
             raise ValueError(f"num_frames must be at least 2, got {self.num_frames}")
+        for name in ("radius", "travel"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must be a (low, high) range with 0 < low <= high, got {(low, high)}")
         for split in SPLITS:
             if getattr(self, split) < 0:
                 raise ValueError(f"{split} must be >= 0 clips per class, got {getattr(self, split)}")
@@ -98,14 +106,16 @@ def _coverage(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.n
 
 
 def render_clip(
-    label: int, rng: np.random.Generator, num_frames: int = 24, size: int = 32, background: str = "plain"
+    label: int, rng: np.random.Generator, num_frames: int = 24, size: int = 32, background: str = "plain",
+    radius: tuple[float, float] = (0.25, 0.35), travel: tuple[float, float] = (0.6, 1.0),
 ) -> np.ndarray:
     """One clip of class `label`: (num_frames, size, size, 3) uint8.
 
-    The shape travels 30-60% of the frame along its class's direction from a uniformly random
-    start. The frame wraps around (a shape leaving on the right comes back on the left), so
-    the shape's position in any frame, first, middle or last, is uniform over the frame for
-    every class: only the order of the frames tells the class.
+    The shape, of radius `radius` (fractions of the side), travels `travel` of the frame along
+    its class's direction from a uniformly random start. The frame wraps around (a shape
+    leaving on the right comes back on the left), so the shape's position in any frame, first,
+    middle or last, is uniform over the frame for every class: only the order of the frames
+    tells the class.
     """
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label must be in [0, {len(CLASSES)}), got {label}")
@@ -116,23 +126,23 @@ def render_clip(
     else:
         raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     shape = _SHAPES[rng.integers(len(_SHAPES))]
-    radius = rng.uniform(0.09, 0.16) * size
+    radius_px = rng.uniform(*radius) * size
     colour = rng.random(3)
     # Contrast with the background: push the colour towards the far end of each channel.
     colour = np.where(backdrop.mean(axis=(0, 1)) > 0.5, colour * 0.35, 0.65 + colour * 0.35)
-    travel = rng.uniform(0.3, 0.6) * size
+    distance = rng.uniform(*travel) * size
     ux, uy = _DIRECTIONS[CLASSES[label]]
     x0, y0 = rng.uniform(0, size, 2)
     # A little jitter across the motion so paths are not perfectly straight.
     wobble = rng.uniform(0, 1.5) * np.sin(np.linspace(0, rng.uniform(1, 3) * math.pi, num_frames) + rng.uniform(0, 6))
     progress = np.linspace(0.0, 1.0, num_frames)
-    cx = x0 + ux * travel * progress + uy * wobble  # (T,)
-    cy = y0 + uy * travel * progress + ux * wobble
+    cx = x0 + ux * distance * progress + uy * wobble  # (T,)
+    cy = y0 + uy * distance * progress + ux * wobble
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     # Offsets on a torus: the shortest way round from each pixel to the shape's centre.
     dx = (xx[None] - cx[:, None, None] + size / 2) % size - size / 2  # (T, H, W)
     dy = (yy[None] - cy[:, None, None] + size / 2) % size - size / 2
-    alpha = _coverage(shape, dx, dy, radius)  # (T, H, W)
+    alpha = _coverage(shape, dx, dy, radius_px)  # (T, H, W)
     frames = backdrop[None] * (1 - alpha[..., None]) + colour * alpha[..., None]  # (T, H, W, 3)
     if background == "texture":
         frames = frames + rng.normal(0, 0.015, frames.shape)  # sensor noise: no two frames are equal
@@ -140,8 +150,18 @@ def render_clip(
 
 
 # --------------------------------------------------------------------------- files
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 16, crf: int = 20) -> Path:
-    """Write (T, H, W, 3) uint8 RGB frames as an H.264 mp4 (yuv420p, even sides)."""
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: int = 16, crf: int = 0, pix_fmt: str = "yuv444p"
+) -> Path:
+    """Write (T, H, W, 3) uint8 RGB frames as an H.264 mp4 (even sides).
+
+    The defaults, `crf=0` and full-resolution colour (`yuv444p`), decode to within one level of
+    the input. Both matter for masked-video pretraining on these small clips: lossy settings
+    leave faint noise on the plain backgrounds, which the normalised-pixel loss (each patch
+    scaled to unit variance) blows up into targets nothing can predict, and `yuv420p` halves
+    the colour resolution, smearing shapes a few pixels wide. Use `crf=18, pix_fmt="yuv420p"`
+    for files any player opens.
+    """
     import av
 
     path = Path(path)
@@ -151,7 +171,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 16, crf: int = 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
@@ -214,7 +234,7 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
     for split, i in jobs:
         label = i % len(CLASSES)  # balanced, interleaved classes
         rng = np.random.default_rng(clip_seed(spec.seed, split, i))
-        frames = render_clip(label, rng, spec.num_frames, spec.size, spec.background)
+        frames = render_clip(label, rng, spec.num_frames, spec.size, spec.background, spec.radius, spec.travel)
         rel = f"{split}/{i:05d}.mp4"
         write_video(root / rel, frames, spec.fps)
         lines[split].append(f"{rel} {label}")
