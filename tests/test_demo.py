@@ -41,3 +41,24 @@ def test_quick_demo_writes_everything(tmp_path: Path) -> None:
     assert differ == {"init_from", "model", "output_dir", "layer_decay"}
     assert scratch["layer_decay"] == 1.0
     assert pretrained["flip"] is False
+
+
+def test_sweep_script_runs_a_variant(tmp_path: Path) -> None:
+    """scripts/demo_sweep.py (how the default recipe was chosen) still drives run_demo."""
+    variants = [{
+        "name": "tiny", "seed": 2,
+        "data": {"unlabeled": 1, "train": 2, "val": 1, "test": 1, "radius": [0.2, 0.3]},
+        "model": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
+        "pretrain": {"epochs": 1, "warmup_epochs": 0.5}, "finetune": {"epochs": 1, "warmup_epochs": 0.5},
+    }]
+    (tmp_path / "v.json").write_text(json.dumps(variants))
+    script = Path(__file__).parent.parent / "scripts" / "demo_sweep.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "v.json"), "1", str(tmp_path / "out.jsonl"),
+                             "--device", "cpu", "--workers", "0", "--out-root", str(tmp_path / "runs")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads((tmp_path / "out.jsonl").read_text())
+    assert line["name"] == "tiny" and line["seed"] == 2, line
+    assert set(line["test"]) == {"pretrained", "scratch"} and line["pretrain_loss"] > 0
+    spec = json.loads((tmp_path / "runs" / "tiny-2" / "data" / "spec.json").read_text())
+    assert spec["radius"] == [0.2, 0.3] and spec["unlabeled"] == 1
