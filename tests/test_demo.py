@@ -62,3 +62,24 @@ def test_sweep_script_runs_a_variant(tmp_path: Path) -> None:
     assert set(line["test"]) == {"pretrained", "scratch"} and line["pretrain_loss"] > 0
     spec = json.loads((tmp_path / "runs" / "tiny-2" / "data" / "spec.json").read_text())
     assert spec["radius"] == [0.2, 0.3] and spec["unlabeled"] == 1
+
+
+def test_a_second_demo_in_the_same_folder_starts_afresh(tmp_path: Path) -> None:
+    """Runs left by an earlier demo (other seed, finished checkpoints) must not be resumed
+    or appended to: the second demo's numbers are its own."""
+    from dataclasses import replace
+
+    from videomae.demo import run_demo
+
+    quick = RECIPES["quick"]
+    tiny = replace(quick, model={**quick.model, "num_hidden_layers": 1},
+                   pretrain={**quick.pretrain, "epochs": 1}, finetune={**quick.finetune, "epochs": 1})
+    def losses() -> list[tuple[int, float]]:
+        lines = (tmp_path / "pretrain" / "metrics.jsonl").read_text().splitlines()
+        return [(m["step"], m["loss"]) for m in map(json.loads, lines) if m.get("kind") == "train"]
+
+    first = run_demo(tmp_path, tiny, seed=3, device="cpu", workers=0, progress=False)
+    logged = losses()
+    second = run_demo(tmp_path, tiny, seed=3, device="cpu", workers=0, progress=False)
+    assert logged and losses() == logged
+    assert second["test_accuracy"] == first["test_accuracy"]

@@ -41,7 +41,8 @@ minute (its accuracies mean nothing); --full uses more data and steps.
 
 Writes to the output folder: data/ (the clips and their lists), pretrain/, finetune-pretrained/,
 finetune-scratch/ (each a training run with its model/), reconstruction.png, curves.png and
-results.json."""
+results.json. The runs of an earlier demo in the same folder are replaced; its data is reused
+when the data settings and seed are the same."""
 
 
 @dataclass(frozen=True)
