@@ -86,7 +86,7 @@ def resolve_file(
 
 def _offline_error(name: str, err: BaseException) -> OSError:
     return OSError(
-        f"{name!r} is not a local folder and could not be fetched from the Hugging Face hub "
+        f"{name!r} is not a local folder and could not be fetched from the Hugging Face Hub "
         f"(offline, or not in the local cache): download it where there is network, or pass a "
         f"local folder [{type(err).__name__}]"
     )

@@ -412,23 +412,10 @@ def _resolve_config(
             if (path / candidate).is_file():
                 return str(path / candidate)
         raise OSError(f"{path}: no {CONFIG_NAME} in this folder")
-    text = os.fspath(name)
-    if text.count("/") > 1 or text.startswith((".", "/", "~")) or os.sep in text.replace("/", ""):
-        raise OSError(f"{text}: no such file or folder (and not a hub repository id)")
-    try:
-        from huggingface_hub import hf_hub_download
+    from .hub import resolve_file  # huggingface_hub only when a hub id is asked for
 
-        return hf_hub_download(
-            repo_id=text,
-            filename=CONFIG_NAME,
-            subfolder=subfolder or None,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-        )
-    except Exception as err:  # the hub client raises many types: offline, 404, auth, network
-        raise OSError(
-            f"{text}: not a local folder, and {CONFIG_NAME} could not be fetched from the Hugging Face Hub "
-            f"({type(err).__name__}: {err}). Pass a local folder, or check the repository id and the network."
-        ) from err
+    # Not on disk: a hub repository id (resolve_file says clearly when it is neither).
+    filename = f"{subfolder}/{CONFIG_NAME}" if subfolder else CONFIG_NAME
+    found = resolve_file(name, filename, revision=revision, cache_dir=cache_dir, token=token,
+                         local_files_only=local_files_only)
+    return str(found)
