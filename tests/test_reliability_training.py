@@ -173,34 +173,29 @@ def test_half_written_checkpoints_are_never_loaded_and_the_run_says_so(videos, s
 
 
 # --------------------------------------------------------------------------- failed writes
-def _fail_third_torch_save(monkeypatch, error: BaseException) -> None:
-    real = checkpointing.torch.save
+def _fail_third_call(monkeypatch, owner, name: str, torn: bytes, error: BaseException) -> None:
+    """Make the third `owner.name(obj, path, ...)` write `torn` bytes to path and raise `error`."""
+    real = getattr(owner, name)
     calls = {"n": 0}
 
-    def save(obj, f, *args, **kwargs):
+    def fake(obj, path, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
-            Path(f).write_bytes(b"PK\x03\x04 a few bytes, then the disk was full")
+            Path(path).write_bytes(torn)
             raise error
-        return real(obj, f, *args, **kwargs)
+        return real(obj, path, *args, **kwargs)
 
-    monkeypatch.setattr(checkpointing.torch, "save", save)
+    monkeypatch.setattr(owner, name, fake)
+
+
+def _fail_third_torch_save(monkeypatch, error: BaseException) -> None:
+    _fail_third_call(monkeypatch, checkpointing.torch, "save", b"PK\x03\x04 a few bytes, then the disk was full", error)
 
 
 def _fail_third_safetensors_save(monkeypatch, error: BaseException) -> None:
     import videomae.pretrained as pretrained
 
-    real = pretrained.save_file
-    calls = {"n": 0}
-
-    def save_file(tensors, filename, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            Path(filename).write_bytes(b"\x08\x00")
-            raise error
-        return real(tensors, filename, *args, **kwargs)
-
-    monkeypatch.setattr(pretrained, "save_file", save_file)
+    _fail_third_call(monkeypatch, pretrained, "save_file", b"\x08\x00", error)
 
 
 FAILED_WRITES = [
