@@ -30,6 +30,7 @@ from typing import Any
 def run_variant(variant: dict[str, Any], out_root: str, device: str, workers: int) -> dict[str, Any]:
     """Run one variant in this process and return its accuracies, seconds and final loss."""
     from videomae.demo import RECIPES, run_demo
+    from videomae.train.metrics import read_metrics
 
     recipe = RECIPES["default"]
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in variant.get("data", {}).items()}
@@ -44,8 +45,7 @@ def run_variant(variant: dict[str, Any], out_root: str, device: str, workers: in
     seed = variant.get("seed", 0)
     out = Path(out_root) / f"{variant['name']}-{seed}"
     results = run_demo(out, recipe, seed=seed, device=device, workers=workers, progress=False)
-    losses = [json.loads(line) for line in (out / "pretrain" / "metrics.jsonl").read_text().splitlines()]
-    losses = [m["loss"] for m in losses if m.get("kind") == "train"]
+    losses = [m["loss"] for m in read_metrics(out / "pretrain") if m["kind"] == "train"]
     return {"test": results["test_accuracy"], "val": results["validation_accuracy"],
             "seconds": results["seconds"], "pretrain_loss": losses[-1] if losses else None}
 
