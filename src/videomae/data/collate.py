@@ -93,6 +93,26 @@ class TrainCollate:
         return batch
 
 
+def merge_batches(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batches of `TrainCollate` (chunks of one step's batch, loaded by different workers) ->
+    one batch. `pixel_values` stays a list of the chunks' tensors, so each is copied to the
+    device as it is (from pinned memory) and joined there, not joined in host memory first.
+    A chunk whose videos all failed holds only a stand-in clip: it is left out unless every
+    chunk failed, and then the batch is one stand-in of weight 0."""
+    failures = [f for part in parts for f in part["failures"]]
+    good = [part for part in parts if part["weight"]] or list(parts[:1])
+    batch: dict[str, Any] = {
+        "pixel_values": [part["pixel_values"] for part in good],
+        "labels": torch.cat([part["labels"] for part in good]),
+        "index": torch.cat([part["index"] for part in good]),
+        "failures": failures,
+        "weight": 1.0 if any(part["weight"] for part in parts) else 0.0,
+    }
+    if "bool_masked_pos" in good[0]:
+        batch["bool_masked_pos"] = torch.cat([part["bool_masked_pos"] for part in good])
+    return batch
+
+
 def eval_collate(samples: Sequence[Any]) -> dict[str, Any]:
     """Samples of `MultiViewDataset` -> `pixel_values` uint8 (videos, views, T, C, H, W),
     `labels`, `index`, `failures` (a batch may hold no video at all)."""
@@ -105,4 +125,4 @@ def eval_collate(samples: Sequence[Any]) -> dict[str, Any]:
             "index": torch.tensor([s["index"] for s in good], dtype=torch.long), "failures": failures}
 
 
-__all__ = ["MaskGenerator", "TrainCollate", "eval_collate", "split_failures"]
+__all__ = ["MaskGenerator", "TrainCollate", "eval_collate", "merge_batches", "split_failures"]

@@ -104,4 +104,37 @@ class ResumableSampler(Sampler[SampleKey]):
         return {"seed": self.seed, "epoch": self.epoch, "start": self.start}
 
 
-__all__ = ["ResumableSampler", "SampleKey", "sample_seed", "epoch_permutation", "AUGMENT", "MASK", "ORDER", "MIXUP"]
+class RunSampler(Sampler[SampleKey]):
+    """Every key of a whole run for one rank: epoch after epoch, `per_epoch` keys each, from
+    (`start_epoch`, `start`) to the end of `epochs`.
+
+    One DataLoader iterator over it keeps its workers busy across epoch boundaries: a loader
+    restarted each epoch drains its prefetch queue at the end of every epoch and refills it at
+    the start, which with few steps per epoch idles most workers. The keys are those a
+    `ResumableSampler` yields epoch by epoch, so the data order does not change.
+    """
+
+    def __init__(self, base: ResumableSampler, per_epoch: int, epochs: int, start_epoch: int = 0,
+                 start: int = 0) -> None:
+        if not 0 <= per_epoch <= base.per_rank:
+            raise ValueError(f"per_epoch must be in [0, {base.per_rank}], got {per_epoch}")
+        if not 0 <= start <= per_epoch:
+            raise ValueError(f"start must be in [0, {per_epoch}], got {start}")
+        self.base = base
+        self.per_epoch = per_epoch
+        self.epochs = epochs
+        self.start_epoch = start_epoch
+        self.start = start
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        for epoch in range(self.start_epoch, self.epochs):
+            self.base.set_epoch(epoch)
+            first = self.start if epoch == self.start_epoch else 0
+            for index in self.base.rank_indices()[first:self.per_epoch]:
+                yield index, epoch
+
+    def __len__(self) -> int:
+        return max(0, (self.epochs - self.start_epoch) * self.per_epoch - self.start)
+
+
+__all__ = ["ResumableSampler", "RunSampler", "SampleKey", "sample_seed", "epoch_permutation", "AUGMENT", "MASK", "ORDER", "MIXUP"]

@@ -86,6 +86,15 @@ def all_reduce_sum(values: torch.Tensor | list[float], device: torch.device | No
     return tensor.tolist()
 
 
+def all_reduce_sum_async(values: torch.Tensor) -> torch.Tensor:
+    """A float64 copy of `values` summed over all processes, left on its device: the host does
+    not wait for it (read it later with `.tolist()`)."""
+    tensor = values.detach().to(torch.float64).clone()
+    if dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
 def all_gather_objects(obj: Any) -> list[Any]:
     """Every process's `obj`, in rank order (picklable objects; small ones)."""
     if not dist.is_initialized():

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ class Loop:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     schedule: CosineSchedule
-    loader: DataLoader
+    batches: Iterator[Batch]  # micro-batches of the whole run, epoch after epoch (one iterator)
     dist: DistInfo
     loss_fn: LossFn
     steps_per_epoch: int
@@ -70,6 +70,7 @@ class Loop:
     log_every: int = 10
     progress: bool = True
     on_step: Callable[[TrainState], None] | None = None  # checkpointing, called after every step
+    due: Callable[[TrainState], bool] | None = None  # whether on_step will write at this state
     on_log: Callable[[dict[str, Any]], None] | None = None  # metrics records (rank 0)
     failures: dict[str, str] = field(default_factory=dict)  # path -> reason, this epoch, this process
     bar: Any = None  # a progress bar over the whole run (its ETA is the run's); None: one per epoch
@@ -81,18 +82,43 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def to_model_input(pixels: torch.Tensor, device: torch.device, mean: tuple[float, ...],
+def to_model_input(pixels: torch.Tensor | Sequence[torch.Tensor], device: torch.device, mean: tuple[float, ...],
                    std: tuple[float, ...]) -> torch.Tensor:
-    """uint8 clips (..., T, C, H, W) -> normalised float32 on `device` (normalised there, so
-    only bytes cross to the GPU)."""
+    """uint8 clips (..., T, C, H, W), or a list of such chunks, -> normalised float32 on `device`
+    (chunks are copied one by one and joined there, so only bytes cross to the GPU, once)."""
     from ..transforms import rescale_and_normalize
 
-    pixels = pixels.to(device, non_blocking=True)
+    if isinstance(pixels, torch.Tensor):
+        pixels = pixels.to(device, non_blocking=True)
+    elif len(pixels) == 1:
+        pixels = pixels[0].to(device, non_blocking=True)
+    else:
+        pixels = torch.cat([chunk.to(device, non_blocking=True) for chunk in pixels])
     return rescale_and_normalize(pixels, 1 / 255, mean, std)
+
+
+@dataclass
+class _Pending:
+    """One finished optimizer step whose sums are still on the device."""
+
+    step: int
+    epoch: int
+    epoch_batches: int
+    lr: float
+    sums: torch.Tensor  # loss * clips, clips, correct, labelled (all-reduced, on the device)
+    grad_norm: torch.Tensor | None
+    data_wait: float  # seconds this step's micro-batches were waited for
+    step_time: float  # seconds from the previous step's end to this one's (host clock)
 
 
 def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bool]:
     """Train from `state` to the end of `state.epoch` (or to `max_steps`).
+
+    The host never waits for the device inside a step: a step's loss is read back one step
+    later (the device is busy with the next step by then), or at once where a log record or a
+    checkpoint needs it, so a checkpoint is never written after a step whose loss is not
+    finite. The time spent waiting for batches is measured: `data_share` in the metrics is
+    that wait over the wall time of the steps (0 when loading keeps up).
 
     Returns the epoch's averaged metrics and whether training should stop (max_steps).
     """
@@ -109,17 +135,61 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
                             dynamic_ncols=True, leave=False), True
     if bar is not None:
         bar.set_description(f"epoch {state.epoch}")
-    totals = {"loss": 0.0, "clips": 0.0, "correct": 0.0, "labelled": 0.0}
-    window = {"loss": 0.0, "clips": 0.0, "correct": 0.0, "labelled": 0.0}
-    window_start = step_start = time.perf_counter()
+    keys = ("loss", "clips", "correct", "labelled", "data_wait", "time")
+    totals = dict.fromkeys(keys, 0.0)
+    window = dict.fromkeys(keys, 0.0)
     speed: float | None = None
-    # loss * clips, clips, correct, labelled of this step, summed on the device: one sync a step
+    pending: list[_Pending] = []
+
+    def settle(upto: int) -> None:
+        """Read back the steps up to `upto` (waits for the device), check and report them."""
+        nonlocal speed, window
+        while pending and pending[0].step <= upto:
+            done = pending.pop(0)
+            loss_sum, clips_all, correct_all, labelled_all = done.sums.tolist()
+            step_loss = loss_sum / clips_all if clips_all else float("nan")
+            if not math.isfinite(step_loss) and clips_all:
+                if own_bar:
+                    bar.close()
+                raise TrainingDiverged(
+                    f"the loss is {step_loss} at step {done.step} (epoch {done.epoch}); training stopped, the last "
+                    f"checkpoint written before this step is intact. Lower the learning rate, enable clip_grad, or "
+                    f"use bf16 rather than fp16")
+            for acc in (totals, window):
+                acc["loss"] += loss_sum
+                acc["clips"] += clips_all
+                acc["correct"] += correct_all
+                acc["labelled"] += labelled_all
+                acc["data_wait"] += done.data_wait
+                acc["time"] += done.step_time
+            rate = clips_all / done.step_time if done.step_time > 0 else 0.0
+            speed = rate if speed is None else 0.9 * speed + 0.1 * rate  # smoothed clips/s
+            if bar is not None:
+                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{done.lr:.2e}", clips_s=f"{speed:.1f}", refresh=False)
+                bar.update(1)  # tqdm adds the elapsed time and the ETA
+            if done.step % loop.log_every == 0 or done.epoch_batches == total_micro:
+                record = {"step": done.step, "epoch": done.epoch, "lr": done.lr, "loss": step_loss,
+                          "window_loss": window["loss"] / max(window["clips"], 1),
+                          "clips_per_s": window["clips"] / window["time"] if window["time"] > 0 else None,
+                          "data_share": window["data_wait"] / window["time"] if window["time"] > 0 else None}
+                if window["labelled"]:
+                    record["train_acc"] = window["correct"] / window["labelled"]
+                if done.grad_norm is not None:
+                    record["grad_norm"] = float(done.grad_norm)
+                if loop.on_log is not None:
+                    loop.on_log(record)
+                window = dict.fromkeys(keys, 0.0)
+
+    # loss * clips, clips, correct, labelled of this step, summed on the device
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     stop = False
     micro = 0
-    iterator = iter(loop.loader)
+    data_wait = 0.0
+    step_start = time.perf_counter()
     while micro < remaining:
-        batch = next(iterator)
+        waited = time.perf_counter()
+        batch = next(loop.batches)
+        data_wait += time.perf_counter() - waited
         micro += 1
         for path, reason in batch.get("failures", []):
             loop.failures.setdefault(path, reason)
@@ -145,59 +215,32 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
         grad_norm = None
         if loop.clip_grad is not None:
             loop.scaler.unscale_(optimizer)
-            grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), loop.clip_grad))
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), loop.clip_grad).detach()
         loop.scaler.step(optimizer)
         loop.scaler.update()
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
         state.epoch_batches += accum
-        loss_sum, clips_all, correct_all, labelled_all = dist_utils.all_reduce_sum(sums)
-        sums.zero_()
-        step_loss = loss_sum / clips_all if clips_all else float("nan")
-        if not math.isfinite(step_loss) and clips_all:
-            if own_bar:
-                bar.close()
-            raise TrainingDiverged(f"the loss is {step_loss} at step {state.step} (epoch {state.epoch}); training "
-                                   f"stopped, the last checkpoint written before this step is intact. Lower the "
-                                   f"learning rate, enable clip_grad, or use bf16 rather than fp16")
-        for acc in (totals, window):
-            acc["loss"] += loss_sum
-            acc["clips"] += clips_all
-            acc["correct"] += correct_all
-            acc["labelled"] += labelled_all
-        now = time.perf_counter()
-        step_rate = clips_all / (now - step_start) if now > step_start else 0.0
-        speed = step_rate if speed is None else 0.9 * speed + 0.1 * step_rate  # smoothed clips/s
-        step_start = now
-        if bar is not None:
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{speed:.1f}", refresh=False)
-            bar.update(1)  # tqdm adds the elapsed time and the ETA
-        if state.step % loop.log_every == 0 or state.epoch_batches == total_micro:
-            elapsed = time.perf_counter() - window_start
-            record = {"step": state.step, "epoch": state.epoch, "lr": lr, "loss": step_loss,
-                      "window_loss": window["loss"] / max(window["clips"], 1),
-                      "clips_per_s": window["clips"] / elapsed if elapsed > 0 else None}
-            if window["labelled"]:
-                record["train_acc"] = window["correct"] / window["labelled"]
-            if grad_norm is not None:
-                record["grad_norm"] = grad_norm
-            if loop.on_log is not None:
-                loop.on_log(record)
-            window = {k: 0.0 for k in window}
-            window_start = time.perf_counter()
+        pending.append(_Pending(state.step, state.epoch, state.epoch_batches, lr, dist_utils.all_reduce_sum_async(sums),
+                                grad_norm, data_wait, time.perf_counter() - step_start))
+        sums = torch.zeros_like(sums)
+        data_wait = 0.0
+        # The previous step is done or nearly (this one is queued behind it): read it now. Read
+        # this one too where a log record or a checkpoint is due, or the epoch / run ends.
+        last = state.epoch_batches == total_micro or (loop.max_steps is not None and state.step >= loop.max_steps)
+        must = last or state.step % loop.log_every == 0 or (loop.due is not None and loop.due(state))
+        settle(state.step if must else state.step - 1)
         if loop.on_step is not None:
-            started = time.perf_counter()
             loop.on_step(state)
-            pause = time.perf_counter() - started  # checkpoint writing is not training speed
-            window_start += pause
-            step_start += pause
+        step_start = time.perf_counter()  # checkpoint writing is not training time
         if loop.max_steps is not None and state.step >= loop.max_steps:
             stop = True
             break
+    settle(state.step)
     if own_bar:
         bar.close()
-    del iterator
-    stats = {"loss": totals["loss"] / max(totals["clips"], 1), "clips": totals["clips"]}
+    stats = {"loss": totals["loss"] / max(totals["clips"], 1), "clips": totals["clips"],
+             "data_share": totals["data_wait"] / totals["time"] if totals["time"] > 0 else None}
     if totals["labelled"]:
         stats["train_acc"] = totals["correct"] / totals["labelled"]
     return stats, stop

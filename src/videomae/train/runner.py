@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..data.sampler import ResumableSampler
+from ..data.collate import merge_batches
+from ..data.sampler import ResumableSampler, RunSampler
 from . import checkpointing as ckpt
 from . import distributed as dist_utils
 from .distributed import DistInfo
@@ -104,15 +105,36 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode; many threads each would only contend
 
 
-def make_loader(dataset: Dataset, sampler: ResumableSampler, batch_size: int, collate: Callable, options: BaseOptions,
-                dist: DistInfo, drop_last: bool) -> DataLoader:
+def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, collate: Callable, options: BaseOptions,
+                dist: DistInfo, drop_last: bool, prefetch_factor: int = 2) -> DataLoader:
     workers = default_num_workers(options)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
         pin_memory=dist.device.type == "cuda", drop_last=drop_last, persistent_workers=workers > 0,
         worker_init_fn=_worker_init if workers > 0 else None,
+        prefetch_factor=prefetch_factor if workers > 0 else None,
         generator=torch.Generator().manual_seed(options.seed),  # never draw from the global RNG
     )
+
+
+def chunk_size(per_device: int, workers: int) -> int:
+    """Videos one worker loads at a time: the largest divisor of the per-device batch that gives
+    every worker a part of each batch, so a batch is loaded by all workers at once rather than
+    by one (one worker per batch leaves most workers idle when an epoch has few batches)."""
+    if workers <= 1:
+        return per_device
+    target = max(1, per_device // workers)
+    return max(d for d in range(1, target + 1) if per_device % d == 0)
+
+
+def run_batches(loader: DataLoader, chunks_per_batch: int) -> Iterator[dict[str, Any]]:
+    """The loader's chunks, `chunks_per_batch` at a time, as micro-batches (see `merge_batches`)."""
+    parts: list[dict[str, Any]] = []
+    for part in loader:
+        parts.append(part)
+        if len(parts) == chunks_per_batch:
+            yield merge_batches(parts)
+            parts = []
 
 
 @dataclass
@@ -185,7 +207,6 @@ def fit(
     optimizer = build_optimizer(raw_model, peak, options.weight_decay, options.betas, options.eps, layer_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=ctx.precision == "fp16")
     sampler = ResumableSampler(len(dataset), dist.world_size, dist.rank, shuffle=True, seed=options.seed)
-    loader = make_loader(dataset, sampler, plan.per_device, collate, options, dist, drop_last=True)
 
     state = TrainState()
     seed_everything(options.seed + dist.rank)  # the training stream (drop path, ...): one per process
@@ -213,6 +234,20 @@ def fit(
         model = _wrap_ddp(model, device)
 
     last_saved = {"step": state.step if resume is not None else -1}
+    # One loader over every remaining micro-batch of the run, in chunks that all workers share.
+    per_epoch = plan.steps_per_epoch * plan.accum * plan.per_device
+    start_epoch, start = state.epoch, state.epoch_batches * plan.per_device
+    if start >= per_epoch:  # resumed at the end of an epoch
+        start_epoch, start = start_epoch + 1, 0
+    workers = default_num_workers(options)
+    chunk = chunk_size(plan.per_device, workers)
+    chunks_per_batch = plan.per_device // chunk
+    prefetch = max(2, math.ceil(2 * chunks_per_batch / max(workers, 1)))  # two batches in flight
+    run_sampler = RunSampler(sampler, per_epoch, options.epochs, start_epoch, start)
+    loader = make_loader(dataset, run_sampler, chunk, collate, options, dist, drop_last=False, prefetch_factor=prefetch)
+    batches = run_batches(loader, chunks_per_batch)
+    logger.info("data: %d worker(s), %d video(s) per worker load, %d load(s) per batch in flight per worker", workers,
+                chunk, prefetch)
 
     def save(state_now: TrainState) -> Path | None:
         rngs = dist_utils.all_gather_objects(ckpt.rng_state())
@@ -232,15 +267,18 @@ def fit(
         last_saved["step"] = state_now.step
         return path
 
+    def due(state_now: TrainState) -> bool:
+        return state_now.step % options.checkpoint_every == 0
+
     def on_step(state_now: TrainState) -> None:
-        if state_now.step % options.checkpoint_every == 0:
+        if due(state_now):
             save(state_now)
 
-    loop = Loop(model=model, optimizer=optimizer, scaler=scaler, schedule=schedule, loader=loader, dist=dist,
+    loop = Loop(model=model, optimizer=optimizer, scaler=scaler, schedule=schedule, batches=batches, dist=dist,
                 loss_fn=loss_fn, steps_per_epoch=plan.steps_per_epoch, accum_steps=plan.accum,
                 max_steps=options.max_steps, clip_grad=options.clip_grad, autocast_dtype=ctx.autocast_dtype,
                 mean=options.mean, std=options.std, log_every=options.log_every, progress=options.progress,
-                on_step=on_step, on_log=lambda record: ctx.metrics.write("train", record))
+                on_step=on_step, due=due, on_log=lambda record: ctx.metrics.write("train", record))
     result = FitResult(state=state)
     stopped = options.max_steps is not None and state.step >= options.max_steps
     if options.progress and dist.is_main:
@@ -252,7 +290,6 @@ def fit(
         if state.epoch_batches >= plan.steps_per_epoch * plan.accum:  # resumed from the end of an epoch
             state.epoch, state.epoch_batches = state.epoch + 1, 0
             continue
-        sampler.set_epoch(state.epoch, start=state.epoch_batches * plan.per_device)
         loop.failures = {}
         stats, stopped = train_one_epoch(loop, state)
         finished_epoch = state.epoch_batches >= plan.steps_per_epoch * plan.accum
@@ -267,8 +304,10 @@ def fit(
                 record.update(on_epoch_end(state) or {})
         ctx.metrics.write("epoch", record)
         result.history.append(record)
-        logger.info("epoch %d: loss %.4f%s, %d video(s) skipped", record["epoch"], stats["loss"],
-                    f", train acc {stats['train_acc']:.3f}" if "train_acc" in stats else "", len(failures))
+        share = stats.get("data_share")
+        logger.info("epoch %d: loss %.4f%s, %d video(s) skipped%s", record["epoch"], stats["loss"],
+                    f", train acc {stats['train_acc']:.3f}" if "train_acc" in stats else "", len(failures),
+                    f", waited for data {share:.0%} of the time" if share is not None else "")
     if loop.bar is not None:
         loop.bar.close()
     if last_saved["step"] != state.step:
@@ -323,4 +362,4 @@ def _restore(path: Path, payload: dict[str, Any], raw_model: nn.Module, optimize
 
 
 __all__ = ["RunContext", "run_context", "fit", "FitResult", "plan_batches", "BatchPlan", "make_loader",
-           "resolve_precision", "seed_everything", "default_num_workers"]
+           "resolve_precision", "seed_everything", "default_num_workers", "chunk_size", "run_batches"]
