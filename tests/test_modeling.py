@@ -163,6 +163,19 @@ def test_drop_path_is_active_in_training_only():
     assert not torch.allclose(a, c)
 
 
+def test_pretraining_loss_uses_the_models_image_statistics():
+    """With other statistics than ImageNet's, the loss compares with pixels un-normalised by them."""
+    cfg = videomae.VideoMAEConfig(**tiny(norm_pix_loss=False))
+    _, pixels, mask = _inputs(tiny())
+    model = randomize(videomae.VideoMAEForPreTraining(cfg)).eval()
+    assert (model.image_mean, model.image_std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    model.image_mean, model.image_std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    with torch.no_grad():
+        out = model(pixels, mask)
+    targets = videomae.patchify(pixels * 0.5 + 0.5, 2, 8)[mask].reshape(2, -1, out.logits.shape[-1])
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits, targets))
+
+
 def test_backward_reaches_every_parameter():
     cfg = videomae.VideoMAEConfig(**tiny())
     _, pixels, mask = _inputs(tiny())

@@ -107,3 +107,19 @@ def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(vide
     steps = [s for s, _ in list_checkpoints(out)]
     assert steps and all(torch.isfinite(torch.tensor(r["loss"])) for r in read_metrics(out) if r["kind"] == "train")
     VideoMAEForPreTraining.from_pretrained(list_checkpoints(out)[-1][1] / "model")
+
+
+def test_targets_are_unnormalised_with_the_runs_statistics(videos, tmp_path, monkeypatch):
+    import videomae.modeling
+
+    seen = []
+
+    def spy(*args):
+        seen.append(args[-2:])
+        return targets(*args)
+
+    targets = videomae.modeling.pretraining_targets
+    monkeypatch.setattr(videomae.modeling, "pretraining_targets", spy)
+    pretrain(data=str(videos), output_dir=str(tmp_path / "run"), epochs=1, batch_size=4, max_steps=1,
+             mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), **FAST)
+    assert seen == [((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))]

@@ -137,6 +137,7 @@ def pretrain(options: PretrainOptions | dict | str | None = None, /, *, config_f
         seed_everything(options.seed)
         extra = {} if options.norm_pix_loss is None else {"norm_pix_loss": options.norm_pix_loss}
         model = build_model(VideoMAEForPreTraining, options, extra)
+        model.image_mean, model.image_std = options.mean, options.std  # targets un-normalise with the run's
         config = model.config
         records, _ = load_records(options.data, options.data_root, labeled=False)
         dataset = _train_dataset(records, config, options)
