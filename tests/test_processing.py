@@ -292,3 +292,21 @@ def test_preprocessing_on_gpu_matches_cpu(Reference):
     gpu = VideoMAEImageProcessor()(frames, device="cuda", return_tensors="pt").pixel_values
     assert gpu.device.type == "cuda"
     assert _levels(gpu.cpu().numpy(), expected, [0.5] * 3) <= 1.001
+
+
+def test_guessed_statistics_are_imagenets_for_original_checkpoints_and_said_as_warnings(tmp_path, caplog):
+    from videomae.processing import guess_processor
+
+    (tmp_path / "original").mkdir()
+    (tmp_path / "original" / "checkpoint.pth").write_bytes(b"")  # a weights file alone, as the original code writes
+    (tmp_path / "transformers").mkdir()
+    (tmp_path / "transformers" / "config.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="videomae"):
+        original = guess_processor(tmp_path / "original" / "checkpoint.pth", (112, 160))
+        folder = guess_processor(tmp_path / "transformers", (224, 224))
+    assert (original.image_mean, original.image_std) == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    assert original.size == {"shortest_edge": 112} and original.crop_size == {"height": 112, "width": 160}
+    assert (folder.image_mean, folder.image_std) == ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all("guessing the normalisation" in w for w in warnings)
+    assert "ImageNet's, as the original VideoMAE code" in warnings[0] and "transformers' default" in warnings[1]
