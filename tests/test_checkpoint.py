@@ -10,10 +10,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import videomae
+from original_layout import finetuned_shapes, pretraining_shapes, random_state
 from reference import compare_outputs, randomize, tiny, transformers_config
 from videomae import checkpoint as ckpt
-
-transformers = pytest.importorskip("transformers")
 
 
 def _pixels(cfg: dict, batch: int = 2):
@@ -24,6 +23,7 @@ def _pixels(cfg: dict, batch: int = 2):
 
 
 def _reference(name: str, cfg: dict, folder, **save):
+    transformers = pytest.importorskip("transformers")
     model = randomize(getattr(transformers, name)(transformers_config(**cfg)).eval())
     model.save_pretrained(folder, **save)
     return model
@@ -53,7 +53,7 @@ def test_we_write_4x_names_that_both_versions_read(tmp_path):
 
 
 @pytest.mark.parametrize("safe", [True, False])
-def test_sharded_checkpoints_both_ways(tmp_path, safe):
+def test_sharded_checkpoints_both_ways(tmp_path, safe, transformers):
     cfg = tiny()
     theirs = _reference("VideoMAEForPreTraining", cfg, tmp_path / "t", max_shard_size="20KB",
                         safe_serialization=safe) if safe else None
@@ -85,6 +85,7 @@ def test_bin_checkpoint_from_transformers(tmp_path):
 
 def _original_file(model_name: str, cfg: dict, path, wrap: str = "model"):
     """An original-layout .pth made from a transformers model by the inverse key mapping."""
+    transformers = pytest.importorskip("transformers")
     theirs = randomize(getattr(transformers, model_name)(transformers_config(**cfg)).eval())
     internal, layout = ckpt.to_internal(theirs.state_dict())
     assert layout == "transformers"
@@ -117,6 +118,67 @@ def test_original_finetuned_checkpoint(tmp_path):
     assert ours.config.num_labels == 5 and ours.config.use_mean_pooling
     pixels, _ = _pixels(cfg)
     compare_outputs(ours(pixels), theirs(pixel_values=pixels))
+
+
+def _block_pairs(ours: str, theirs: str, dim: int) -> list[tuple[str, str, slice | None]]:
+    """(transformers 4.x name, original name, rows of it) for one block: facts of both layouts."""
+    pairs = [("layernorm_before.weight", "norm1.weight"), ("layernorm_after.bias", "norm2.bias"),
+             ("attention.attention.q_bias", "attn.q_bias"), ("attention.attention.v_bias", "attn.v_bias"),
+             ("attention.output.dense.weight", "attn.proj.weight"), ("intermediate.dense.weight", "mlp.fc1.weight"),
+             ("output.dense.bias", "mlp.fc2.bias")]
+    out = [(f"{ours}.{a}", f"{theirs}.{b}", None) for a, b in pairs]
+    for j, name in enumerate(("query", "key", "value")):  # the fused qkv splits in this order
+        out.append((f"{ours}.attention.attention.{name}.weight", f"{theirs}.attn.qkv.weight",
+                    slice(j * dim, (j + 1) * dim)))
+    return out
+
+
+def _assert_placed(folder, original: dict, pairs) -> None:
+    saved = load_file(folder / "model.safetensors")
+    for ours, theirs, rows in pairs:
+        expected = original[theirs] if rows is None else original[theirs][rows]
+        assert torch.equal(saved[ours], expected), (ours, theirs)
+
+
+def test_original_finetuned_layout_puts_every_tensor_where_the_original_code_uses_it(tmp_path):
+    original = random_state(finetuned_shapes(dim=32, depth=2, mlp=64, num_labels=5, patch=8))
+    torch.save({"model": original, "epoch": 29, "args": argparse.Namespace(model="vit_base")}, tmp_path / "ft.pth")
+    model, info = videomae.VideoMAEForVideoClassification.from_pretrained(
+        tmp_path / "ft.pth", num_frames=4, image_size=32, num_attention_heads=4, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    c = model.config
+    assert (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.num_labels) == (32, 2, 64, 5)
+    assert c.use_mean_pooling and c.qkv_bias and c.layer_norm_eps == 1e-6 and (c.patch_size, c.tubelet_size) == (8, 2)
+    model.save_pretrained(tmp_path / "hf")
+    pairs = [("videomae.embeddings.patch_embeddings.projection.weight", "patch_embed.proj.weight", None),
+             ("videomae.embeddings.patch_embeddings.projection.bias", "patch_embed.proj.bias", None),
+             ("fc_norm.weight", "fc_norm.weight", None), ("fc_norm.bias", "fc_norm.bias", None),
+             ("classifier.weight", "head.weight", None), ("classifier.bias", "head.bias", None)]
+    for i in range(2):
+        pairs += _block_pairs(f"videomae.encoder.layer.{i}", f"blocks.{i}", 32)
+    _assert_placed(tmp_path / "hf", original, pairs)
+
+
+def test_original_pretraining_layout_puts_every_tensor_where_the_original_code_uses_it(tmp_path):
+    original = random_state(pretraining_shapes(dim=32, depth=2, mlp=64, dec_dim=16, dec_depth=2, dec_mlp=32,
+                                               num_patches=2 * 4 * 4, patch=8))
+    torch.save({"module": original, "optimizer": {}, "epoch": 799}, tmp_path / "checkpoint-799.pth")
+    model, info = videomae.VideoMAEForPreTraining.from_pretrained(
+        tmp_path / "checkpoint-799.pth", num_frames=4, image_size=32, num_attention_heads=4,
+        decoder_num_attention_heads=2, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []  # the pos_embed tables are fixed: dropped
+    c = model.config
+    assert (c.decoder_hidden_size, c.decoder_num_hidden_layers, c.decoder_intermediate_size) == (16, 2, 32)
+    assert c.use_mean_pooling is False  # the pretraining encoder ends with `encoder.norm`
+    model.save_pretrained(tmp_path / "hf")
+    pairs = [("videomae.embeddings.patch_embeddings.projection.weight", "encoder.patch_embed.proj.weight", None),
+             ("videomae.layernorm.weight", "encoder.norm.weight", None),
+             ("encoder_to_decoder.weight", "encoder_to_decoder.weight", None), ("mask_token", "mask_token", None),
+             ("decoder.norm.bias", "decoder.norm.bias", None), ("decoder.head.weight", "decoder.head.weight", None)]
+    for i in range(2):
+        pairs += _block_pairs(f"videomae.encoder.layer.{i}", f"encoder.blocks.{i}", 32)
+        pairs += _block_pairs(f"decoder.decoder_layers.{i}", f"decoder.blocks.{i}", 16)
+    _assert_placed(tmp_path / "hf", original, pairs)
 
 
 def test_original_config_inference_for_published_widths():
@@ -152,7 +214,7 @@ def test_new_num_labels_needs_ignore_mismatched_sizes(tmp_path):
     assert [m[0] for m in info["mismatched_keys"]] == ["classifier.bias", "classifier.weight"]
 
 
-def test_backbone_loads_from_head_checkpoint_and_back(tmp_path):
+def test_backbone_loads_from_head_checkpoint_and_back(tmp_path, transformers):
     cfg = tiny()
     theirs = _reference("VideoMAEForVideoClassification", cfg, tmp_path / "cls")
     backbone = videomae.VideoMAEModel.from_pretrained(tmp_path / "cls")

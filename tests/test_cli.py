@@ -179,6 +179,14 @@ def test_classify_table(assets: dict[str, Path]) -> None:
     assert lines[1].split()[2] in LABELS
 
 
+def test_classify_an_original_pth_warns_that_it_guesses_imagenet_statistics(assets: dict[str, Path]) -> None:
+    result = videomae("classify", str(assets["videos"] / "clip0.mp4"), "--model", str(assets["classifier_pth"]),
+                      "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    assert "guessing the normalisation: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]" in result.stderr
+    assert len(result.stdout.splitlines()) == 1
+
+
 # --------------------------------------------------------------------------- embed
 def test_embed_npy_and_npz(assets: dict[str, Path]) -> None:
     out = assets["root"] / "features.npy"

@@ -9,7 +9,6 @@ import pytest
 import videomae
 from videomae import PRESETS, VideoMAEConfig
 
-transformers = pytest.importorskip("transformers")
 
 FIELDS = ["image_size", "patch_size", "num_channels", "num_frames", "tubelet_size", "hidden_size",
           "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
@@ -18,7 +17,7 @@ FIELDS = ["image_size", "patch_size", "num_channels", "num_frames", "tubelet_siz
           "decoder_num_hidden_layers", "decoder_intermediate_size", "norm_pix_loss", "num_labels"]
 
 
-def test_defaults_equal_transformers():
+def test_defaults_equal_transformers(transformers):
     ours, theirs = VideoMAEConfig(), transformers.VideoMAEConfig()
     for name in FIELDS:
         assert getattr(ours, name) == getattr(theirs, name), name
@@ -26,7 +25,7 @@ def test_defaults_equal_transformers():
     assert ours.id2label == theirs.id2label
 
 
-def test_reads_config_written_by_transformers(tmp_path):
+def test_reads_config_written_by_transformers(tmp_path, transformers):
     theirs = transformers.VideoMAEConfig(image_size=112, num_frames=8, qv_bias=False, use_mean_pooling=False,
                                          id2label={0: "cat", 1: "dog", 2: "eel"})
     theirs.save_pretrained(tmp_path)
@@ -44,7 +43,7 @@ def test_reads_transformers_4x_qkv_bias_key(tmp_path):
     assert VideoMAEConfig.from_pretrained(tmp_path).qkv_bias is False
 
 
-def test_our_config_loads_in_transformers_with_extra_fields(tmp_path):
+def test_our_config_loads_in_transformers_with_extra_fields(tmp_path, transformers):
     ours = VideoMAEConfig(image_size=(96, 128), num_frames=8, qkv_bias=False, drop_path_rate=0.2,
                           id2label={0: "a", 1: "b", 2: "c"})
     ours.save_pretrained(tmp_path)

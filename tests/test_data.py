@@ -142,10 +142,10 @@ def test_corrupt_videos_become_failures_that_collate_drops_and_reports(videos, t
     assert "empty" in failures[str(bad["empty"])]
     collate = TrainCollate((4, 3, 32, 32), MaskGenerator((2, 4, 4), 0.75), seed=0)
     batch = collate(items)
-    assert batch["pixel_values"].shape[0] == 2 and batch["weight"] == 1.0
+    assert batch["pixel_values"].shape[0] == 2 and batch["weight"] == 1.0 and batch["num_videos"] == 5
     assert sorted(p for p, _ in batch["failures"]) == sorted(failures)
     empty = collate([items[2], items[3]])  # nothing decodable: a zero-weight stand-in clip
-    assert empty["weight"] == 0.0 and empty["pixel_values"].shape == (1, 4, 3, 32, 32)
+    assert empty["weight"] == 0.0 and empty["pixel_values"].shape == (1, 4, 3, 32, 32) and empty["num_videos"] == 2
     assert empty["bool_masked_pos"].shape == (1, 32)
     # through worker processes: the failures come back inside the batches
     loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=collate)

@@ -78,3 +78,17 @@ def test_reconstruction_from_perfect_prediction_is_the_original():
         hidden = videomae.unpatchify(mask[:, :, None].float().expand(-1, -1, 384), (2, 2, 2), 2, 8).bool()
         assert torch.all(rec.masked[hidden] == 0.5)
         assert torch.equal(rec.masked[~hidden], rec.original[~hidden])
+
+
+def test_targets_undo_the_statistics_the_pixels_were_normalised_with():
+    """Without norm_pix_loss the target is the pixel in [0, 1], whatever mean and std the run used."""
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.5, 1.0)
+    frames = torch.rand(2, 4, 3, 16, 16, generator=torch.Generator().manual_seed(0))  # [0, 1]
+    pixels = (frames - torch.tensor(mean).view(1, 1, 3, 1, 1)) / torch.tensor(std).view(1, 1, 3, 1, 1)
+    mask = videomae.tube_mask((2, 2, 2), 0.5, 2, generator=torch.Generator().manual_seed(1))
+    targets = videomae.pretraining_targets(pixels, mask, 2, 8, norm_pix_loss=False, mean=mean, std=std)
+    expected = videomae.patchify(frames, 2, 8)[mask].reshape(2, 4, -1)
+    torch.testing.assert_close(targets, expected, atol=1e-6, rtol=0)
+    # the default stays ImageNet's, as in transformers
+    imagenet = videomae.pretraining_targets(pixels, mask, 2, 8, norm_pix_loss=False)
+    torch.testing.assert_close(imagenet, videomae.patchify(masking.unnormalize(pixels), 2, 8)[mask].reshape(2, 4, -1))

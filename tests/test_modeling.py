@@ -8,8 +8,6 @@ import torch
 import videomae
 from reference import CONFIGS, MODEL_CLASSES, compare_outputs, randomize, tiny, transformers_config
 
-transformers = pytest.importorskip("transformers")
-
 
 def _inputs(cfg: dict, batch: int = 2, seed: int = 1):
     config = videomae.VideoMAEConfig(**cfg)
@@ -37,7 +35,7 @@ def _skip_unsupported(name: str, cfg: dict) -> None:
 
 @pytest.mark.parametrize("name", MODEL_CLASSES)
 @pytest.mark.parametrize("variant", list(CONFIGS))
-def test_transformers_checkpoint_loads_with_equal_outputs(tmp_path, name, variant):
+def test_transformers_checkpoint_loads_with_equal_outputs(tmp_path, name, variant, transformers):
     cfg = tiny(**CONFIGS[variant])
     _skip_unsupported(name, cfg)
     theirs = randomize(getattr(transformers, name)(transformers_config(**cfg)).eval())
@@ -50,7 +48,7 @@ def test_transformers_checkpoint_loads_with_equal_outputs(tmp_path, name, varian
 
 @pytest.mark.parametrize("name", MODEL_CLASSES)
 @pytest.mark.parametrize("variant", ["default", "no_mean_pooling", "no_qkv_bias", "non_square", "six_frames"])
-def test_our_checkpoint_loads_in_transformers_with_equal_outputs(tmp_path, name, variant):
+def test_our_checkpoint_loads_in_transformers_with_equal_outputs(tmp_path, name, variant, transformers):
     cfg = tiny(**CONFIGS[variant])
     ours = randomize(getattr(videomae, name)(videomae.VideoMAEConfig(**cfg, drop_path_rate=0.1)).eval())
     ours.save_pretrained(tmp_path)
@@ -63,7 +61,7 @@ def test_our_checkpoint_loads_in_transformers_with_equal_outputs(tmp_path, name,
     ("single", torch.tensor([2, 0])),
     ("multi", torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])),
 ])
-def test_classification_losses_match(tmp_path, problem, labels):
+def test_classification_losses_match(tmp_path, problem, labels, transformers):
     cfg = tiny(num_labels=3)
     theirs = randomize(transformers.VideoMAEForVideoClassification(transformers_config(**cfg)).eval())
     theirs.save_pretrained(tmp_path)
@@ -76,7 +74,7 @@ def test_classification_losses_match(tmp_path, problem, labels):
     assert ours.config.problem_type == expected
 
 
-def test_regression_loss_matches(tmp_path):
+def test_regression_loss_matches(tmp_path, transformers):
     cfg = tiny(num_labels=1)
     theirs = randomize(transformers.VideoMAEForVideoClassification(transformers_config(**cfg)).eval())
     theirs.save_pretrained(tmp_path)
@@ -87,8 +85,9 @@ def test_regression_loss_matches(tmp_path):
     assert ours.config.problem_type == "regression"
 
 
-def test_head_mask_matches_transformers_4x_semantics():
-    """transformers 5 dropped head_mask; 4.x multiplied attention probabilities by it."""
+def test_head_mask_multiplies_attention_probabilities_as_transformers_4x_did():
+    """transformers 5 dropped head_mask; 4.x multiplied attention probabilities by it, so a
+    masked head's attention is zero and the layer's other heads are unchanged."""
     cfg = videomae.VideoMAEConfig(**tiny())
     model = randomize(videomae.VideoMAEModel(cfg)).eval()
     _, pixels, _ = _inputs(tiny())
@@ -99,6 +98,7 @@ def test_head_mask_matches_transformers_4x_semantics():
     head_mask[0, 1] = 0.0
     masked = model(pixels, head_mask=head_mask, output_attentions=True)
     assert torch.all(masked.attentions[0][:, 1] == 0)
+    torch.testing.assert_close(masked.attentions[0][:, 0], full.attentions[0][:, 0])
     assert not torch.allclose(masked.last_hidden_state, full.last_hidden_state)
 
 
@@ -161,6 +161,19 @@ def test_drop_path_is_active_in_training_only():
     torch.manual_seed(0)
     c = model(pixels).last_hidden_state
     assert not torch.allclose(a, c)
+
+
+def test_pretraining_loss_uses_the_models_image_statistics():
+    """With other statistics than ImageNet's, the loss compares with pixels un-normalised by them."""
+    cfg = videomae.VideoMAEConfig(**tiny(norm_pix_loss=False))
+    _, pixels, mask = _inputs(tiny())
+    model = randomize(videomae.VideoMAEForPreTraining(cfg)).eval()
+    assert (model.image_mean, model.image_std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    model.image_mean, model.image_std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    with torch.no_grad():
+        out = model(pixels, mask)
+    targets = videomae.patchify(pixels * 0.5 + 0.5, 2, 8)[mask].reshape(2, -1, out.logits.shape[-1])
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits, targets))
 
 
 def test_backward_reaches_every_parameter():

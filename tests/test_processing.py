@@ -16,10 +16,14 @@ from videomae import BatchFeature, VideoMAEFeatureExtractor, VideoMAEImageProces
 from videomae.sampling import multi_clip_indices
 from videomae.video import read_video
 
-transformers = pytest.importorskip("transformers")
-from transformers import VideoMAEImageProcessorPil  # noqa: E402  (the reference, test-only)
 
 logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+@pytest.fixture
+def Reference(transformers):  # noqa: N802 - a class
+    """transformers' VideoMAEImageProcessorPil, the reference (the test is skipped without it)."""
+    return transformers.VideoMAEImageProcessorPil
 
 
 def _video(frames, height, width, seed=0):
@@ -58,21 +62,21 @@ PARAMS = {
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("params", PARAMS)
-def test_pixel_values_match_transformers_within_one_level(shape, params):
+def test_pixel_values_match_transformers_within_one_level(shape, params, Reference):
     kwargs = PARAMS[params]
     frames = _video(2, *SHAPES[shape])
-    expected = VideoMAEImageProcessorPil(**kwargs)(list(frames), return_tensors="np").pixel_values
+    expected = Reference(**kwargs)(list(frames), return_tensors="np").pixel_values
     ours = VideoMAEImageProcessor(**kwargs)(list(frames), return_tensors="np").pixel_values
     assert ours.shape == expected.shape and ours.dtype == expected.dtype == np.float32
     std = kwargs.get("image_std", [0.5, 0.5, 0.5])
     assert _levels(ours, expected, std) <= 1.0 + 1e-3
 
 
-def test_defaults_and_config_match_transformers():
-    ours, theirs = VideoMAEImageProcessor(), VideoMAEImageProcessorPil()
+def test_defaults_and_config_match_transformers(Reference):
+    ours, theirs = VideoMAEImageProcessor(), Reference()
     assert json.loads(ours.to_json_string()) == json.loads(theirs.to_json_string())
     custom = {"size": 128, "crop_size": 112, "image_mean": [0.1, 0.2, 0.3], "image_std": 0.3, "do_center_crop": False}
-    theirs = VideoMAEImageProcessorPil(**custom)
+    theirs = Reference(**custom)
     ours = VideoMAEImageProcessor(**custom)
     assert json.loads(ours.to_json_string()) == json.loads(theirs.to_json_string())
     assert ours.size == {"shortest_edge": 128} and ours.crop_size == {"height": 112, "width": 112}
@@ -80,15 +84,15 @@ def test_defaults_and_config_match_transformers():
     assert videomae.VideoMAEImageProcessor is VideoMAEImageProcessor
 
 
-def test_config_round_trips_with_transformers(tmp_path):
+def test_config_round_trips_with_transformers(tmp_path, Reference):
     ours = VideoMAEImageProcessor(size={"shortest_edge": 160}, crop_size=144, image_mean=[0.485, 0.456, 0.406],
                                   image_std=[0.229, 0.224, 0.225], resample=3, do_center_crop=False)
     ours.save_pretrained(tmp_path / "ours")
-    loaded = VideoMAEImageProcessorPil.from_pretrained(tmp_path / "ours")
+    loaded = Reference.from_pretrained(tmp_path / "ours")
     assert json.loads(loaded.to_json_string()) == json.loads(ours.to_json_string())
     assert loaded.resample == 3 and loaded.size == {"shortest_edge": 160} and not loaded.do_center_crop
 
-    theirs = VideoMAEImageProcessorPil(size={"height": 200, "width": 180}, rescale_factor=0.5, do_normalize=False)
+    theirs = Reference(size={"height": 200, "width": 180}, rescale_factor=0.5, do_normalize=False)
     theirs.save_pretrained(tmp_path / "theirs")
     back = VideoMAEImageProcessor.from_pretrained(tmp_path / "theirs")
     assert json.loads(back.to_json_string()) == json.loads(theirs.to_json_string())
@@ -126,10 +130,10 @@ def test_from_pretrained_errors_are_clear(tmp_path, monkeypatch):
         VideoMAEImageProcessor.from_pretrained(tmp_path / "missing" / "deeper" / "folder")
 
 
-def test_return_tensors_none_is_nested_lists_like_transformers():
+def test_return_tensors_none_is_nested_lists_like_transformers(Reference):
     frames = list(_video(3, 90, 120))
     ours = VideoMAEImageProcessor()(frames).pixel_values
-    theirs = VideoMAEImageProcessorPil()(frames).pixel_values
+    theirs = Reference()(frames).pixel_values
     assert isinstance(ours, list) and len(ours) == len(theirs) == 1
     assert isinstance(ours[0], list) and len(ours[0]) == 3
     assert all(isinstance(f, np.ndarray) and f.shape == (3, 224, 224) and f.dtype == np.float32 for f in ours[0])
@@ -188,26 +192,26 @@ def test_batch_of_different_sizes_matches_one_by_one():
         processor([a, b], return_tensors="pt")
 
 
-def test_gray_and_alpha_frames_become_rgb():
+def test_gray_and_alpha_frames_become_rgb(Reference):
     processor = VideoMAEImageProcessor()
     gray = _video(2, 80, 100)[..., 0]
     out = processor(list(gray), return_tensors="np").pixel_values
-    reference = VideoMAEImageProcessorPil()(list(gray[..., None]), return_tensors="np", do_convert_rgb=True)
+    reference = Reference()(list(gray[..., None]), return_tensors="np", do_convert_rgb=True)
     assert out.shape == (1, 2, 3, 224, 224)
     assert _levels(out, reference.pixel_values, [0.5] * 3) <= 1.001
     rgba = np.concatenate([_video(2, 80, 100), np.full((2, 80, 100, 1), 100, np.uint8)], axis=-1)
-    theirs = VideoMAEImageProcessorPil()([Image.fromarray(f) for f in rgba], return_tensors="np", do_convert_rgb=True)
+    theirs = Reference()([Image.fromarray(f) for f in rgba], return_tensors="np", do_convert_rgb=True)
     ours_pil = processor([Image.fromarray(f) for f in rgba], return_tensors="np").pixel_values
     ours_array = processor(list(rgba), return_tensors="np").pixel_values
     assert _levels(ours_pil, theirs.pixel_values, [0.5] * 3) <= 1.001
     assert _levels(ours_array, theirs.pixel_values, [0.5] * 3) <= 1.001
 
 
-def test_uint8_output_without_rescale_and_normalize_like_transformers():
+def test_uint8_output_without_rescale_and_normalize_like_transformers(Reference):
     frames = list(_video(2, 64, 80))
     kwargs = {"do_rescale": False, "do_normalize": False}
     ours = VideoMAEImageProcessor()(frames, return_tensors="np", **kwargs).pixel_values
-    theirs = VideoMAEImageProcessorPil()(frames, return_tensors="np", **kwargs).pixel_values
+    theirs = Reference()(frames, return_tensors="np", **kwargs).pixel_values
     assert ours.dtype == theirs.dtype == np.uint8
     assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
 
@@ -282,9 +286,27 @@ def test_bad_parameters_are_rejected_clearly():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_preprocessing_on_gpu_matches_cpu():
+def test_preprocessing_on_gpu_matches_cpu(Reference):
     frames = _video(4, 360, 640)
-    expected = VideoMAEImageProcessorPil()(list(frames), return_tensors="np").pixel_values
+    expected = Reference()(list(frames), return_tensors="np").pixel_values
     gpu = VideoMAEImageProcessor()(frames, device="cuda", return_tensors="pt").pixel_values
     assert gpu.device.type == "cuda"
     assert _levels(gpu.cpu().numpy(), expected, [0.5] * 3) <= 1.001
+
+
+def test_guessed_statistics_are_imagenets_for_original_checkpoints_and_said_as_warnings(tmp_path, caplog):
+    from videomae.processing import guess_processor
+
+    (tmp_path / "original").mkdir()
+    (tmp_path / "original" / "checkpoint.pth").write_bytes(b"")  # a weights file alone, as the original code writes
+    (tmp_path / "transformers").mkdir()
+    (tmp_path / "transformers" / "config.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="videomae"):
+        original = guess_processor(tmp_path / "original" / "checkpoint.pth", (112, 160))
+        folder = guess_processor(tmp_path / "transformers", (224, 224))
+    assert (original.image_mean, original.image_std) == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    assert original.size == {"shortest_edge": 112} and original.crop_size == {"height": 112, "width": 160}
+    assert (folder.image_mean, folder.image_std) == ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all("guessing the normalisation" in w for w in warnings)
+    assert "ImageNet's, as the original VideoMAE code" in warnings[0] and "transformers' default" in warnings[1]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from train_fixtures import FAST, make_motion_videos, one_thread  # noqa: F401 (one_thread: autouse fixture)
 
-from videomae import VideoMAEForVideoClassification
+from videomae import VideoMAEConfig, VideoMAEForVideoClassification
 from videomae.train import evaluate, finetune, pretrain
 from videomae.train.engine import classification_metrics
 from videomae.train.metrics import read_metrics
@@ -101,22 +101,35 @@ def test_finetune_from_a_pretraining_checkpoint_resumes_exactly_with_mixup_and_d
     assert all(torch.equal(a[k], b[k]) for k in a)
     encoder = VideoMAEForVideoClassification.from_pretrained(pre["model_dir"], num_labels=2,
                                                              ignore_mismatched_sizes=True).state_dict()
-    assert not torch.equal(a["videomae.blocks.0.attn.qkv.weight"], encoder["videomae.blocks.0.attn.qkv.weight"])
-    # the pretrained encoder was the starting point: a first step moves it only a little
-    first = [r for r in read_metrics(tmp_path / "a") if r["kind"] == "train"][0]
-    assert first["loss"] > 0 and first["step"] == 1
+    # the pretrained encoder was the starting point: 8 AdamW steps of lr 1e-3 move each weight by a few 1e-3
+    # (Adam's step is about lr), while another initialisation is far away
+    moved = (a["videomae.blocks.0.attn.qkv.weight"] - encoder["videomae.blocks.0.attn.qkv.weight"]).abs().max()
+    assert 0 < moved < 8 * 1e-3 * 3
+    fresh = VideoMAEForVideoClassification(VideoMAEConfig.from_preset("small", **FAST["config_overrides"]))
+    assert (fresh.state_dict()["videomae.blocks.0.attn.qkv.weight"] - encoder["videomae.blocks.0.attn.qkv.weight"]
+            ).abs().max() > 0.1
+    assert [r["step"] for r in read_metrics(tmp_path / "a") if r["kind"] == "train"] == list(range(1, 9))
 
 
 def test_finetuning_starts_from_ours_transformers_or_original_checkpoints(tmp_path):
-    from videomae import VideoMAEConfig, VideoMAEForPreTraining
-    from videomae.checkpoint import to_original
+    from original_layout import pretraining_shapes, random_state
+
+    from videomae import VideoMAEForPreTraining
     from videomae.train.entrypoints import build_model
     from videomae.train.options import FinetuneOptions
 
-    pre = VideoMAEForPreTraining(VideoMAEConfig.from_preset("small", **FAST["config_overrides"]))
+    tiny = FAST["config_overrides"]
+    # an original MCG-NJU pretraining checkpoint: its key names typed out, not written by our to_original
+    original = random_state(pretraining_shapes(dim=32, depth=2, mlp=64, dec_dim=32, dec_depth=1, dec_mlp=64,
+                                               num_patches=32, patch=8))
+    torch.save({"model": original, "epoch": 799}, tmp_path / "original.pth")
+    pre = VideoMAEForPreTraining.from_pretrained(tmp_path / "original.pth", num_frames=4, image_size=32,
+                                                 num_attention_heads=2, decoder_num_attention_heads=2)
+    assert pre.config.to_dict() == {**pre.config.to_dict(), **tiny, "use_mean_pooling": False}
     pre.save_pretrained(tmp_path / "run" / "model")  # transformers' layout, inside a run folder
-    torch.save({"model": to_original(pre.internal_state_dict())}, tmp_path / "original.pth")
-    encoder = {k: v for k, v in pre.state_dict().items() if k.startswith("videomae.")}
+    encoder = {"videomae." + k[len("encoder."):]: v for k, v in original.items()
+               if k.startswith("encoder.") and not k.endswith("pos_embed") and not k.startswith("encoder.norm.")}
+    assert len(encoder) == 2 + 2 * 13
     heads = dict(num_attention_heads=2)  # an original checkpoint stores no head count
     for source in (tmp_path / "run", tmp_path / "run" / "model", tmp_path / "original.pth"):
         options = FinetuneOptions(init_from=str(source), drop_path=0.1, config_overrides=heads)

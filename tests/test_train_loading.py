@@ -38,7 +38,7 @@ def _part(index, weight=1.0, failures=()):
     n = len(index)
     return {"pixel_values": torch.full((max(n, 1), 2, 3, 4, 4), index[0] if n else 0, dtype=torch.uint8),
             "labels": torch.tensor(index or [0]), "index": torch.tensor(index or [-1]), "failures": list(failures),
-            "weight": weight, "bool_masked_pos": torch.ones(max(n, 1), 8, dtype=torch.bool)}
+            "weight": weight, "num_videos": max(n, 1), "bool_masked_pos": torch.ones(max(n, 1), 8, dtype=torch.bool)}
 
 
 def test_merge_batches_keeps_order_and_leaves_out_failed_chunks():
@@ -46,7 +46,7 @@ def test_merge_batches_keeps_order_and_leaves_out_failed_chunks():
     assert batch["index"].tolist() == [0, 1, 4, 5] and batch["labels"].tolist() == [0, 1, 4, 5]
     assert [p[0, 0, 0, 0, 0].item() for p in batch["pixel_values"]] == [0, 4]
     assert batch["failures"] == [("bad.mp4", "broken")] and batch["weight"] == 1.0
-    assert batch["bool_masked_pos"].shape == (4, 8)
+    assert batch["bool_masked_pos"].shape == (4, 8) and batch["num_videos"] == 5
     failed = merge_batches([_part([], 0.0, [("a", "x")]), _part([], 0.0, [("b", "y")])])
     assert failed["weight"] == 0.0 and failed["index"].tolist() == [-1] and len(failed["failures"]) == 2
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from train_fixtures import TINY_CONFIG
 
-from videomae import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification
+from videomae import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification, VideoMAEModel
 from videomae.train import EvalOptions, FinetuneOptions, PretrainOptions
 from videomae.train.optim import CosineSchedule, build_optimizer, param_groups, scaled_lr
 
@@ -66,6 +66,29 @@ def test_layer_decay_scales_lr_by_depth():
         assert group["lr"] == pytest.approx(2e-3 * group["lr_scale"])
 
 
+@pytest.mark.parametrize("cls,prefix", [(VideoMAEModel, ""), (VideoMAEForPreTraining, "videomae."),
+                                        (VideoMAEForVideoClassification, "videomae.")])
+def test_every_model_class_puts_blocks_at_their_depth_and_heads_last(cls, prefix):
+    """A bare encoder's names lack `videomae.`: its blocks must still get depths 1..L."""
+    model = cls(_config(num_labels=5, use_mean_pooling=cls is not VideoMAEModel))
+    layers = 3
+    by_name = _groups_by_name(param_groups(model, weight_decay=0.05, layer_decay=0.5))
+    assert by_name[f"{prefix}patch_embed.proj.weight"]["layer_id"] == 0
+    assert by_name[f"{prefix}patch_embed.proj.weight"]["lr_scale"] == pytest.approx(0.5 ** 4)
+    assert by_name[f"{prefix}patch_embed.proj.weight"]["weight_decay"] == 0.05
+    for i in range(layers):
+        group = by_name[f"{prefix}blocks.{i}.attn.qkv.weight"]
+        assert (group["layer_id"], group["weight_decay"]) == (i + 1, 0.05)
+        assert group["lr_scale"] == pytest.approx(0.5 ** (layers - i))
+        assert by_name[f"{prefix}blocks.{i}.attn.q_bias"]["weight_decay"] == 0.0
+    last = {"VideoMAEModel": f"{prefix}norm.weight", "VideoMAEForPreTraining": "decoder.head.weight",
+            "VideoMAEForVideoClassification": "classifier.weight"}[cls.__name__]
+    assert by_name[last]["layer_id"] == layers + 1 and by_name[last]["lr_scale"] == 1.0
+    assert model.layer_ids() == {name: group["layer_id"] for name, group in by_name.items()}
+    if cls is VideoMAEForPreTraining:
+        assert model.layer_ids()["mask_token"] == 0 and "mask_token" in model.no_weight_decay()
+
+
 def test_cosine_schedule_is_a_pure_function_of_the_step():
     s = CosineSchedule(peak_lr=1.0, total_steps=110, warmup_steps=10, min_lr=0.01, warmup_lr=0.0)
     assert s.lr(0) == 0.0
@@ -75,7 +98,10 @@ def test_cosine_schedule_is_a_pure_function_of_the_step():
     assert s.lr(110) == pytest.approx(0.01) and s.lr(500) == pytest.approx(0.01)
     lrs = [s.lr(i) for i in range(10, 111)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
-    assert [s.lr(i) for i in range(20)] == [s.lr(i) for i in range(20)]
+    # no hidden state: asked in any order, after being applied, each step gives the same rate
+    forward = [s.lr(i) for i in range(0, 120, 7)]
+    s.apply(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0), 50)
+    assert [s.lr(i) for i in reversed(range(0, 120, 7))] == forward[::-1]
     assert scaled_lr(1.5e-4, 512) == pytest.approx(3e-4)
 
 

@@ -107,3 +107,67 @@ def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(vide
     steps = [s for s, _ in list_checkpoints(out)]
     assert steps and all(torch.isfinite(torch.tensor(r["loss"])) for r in read_metrics(out) if r["kind"] == "train")
     VideoMAEForPreTraining.from_pretrained(list_checkpoints(out)[-1][1] / "model")
+
+
+# --------------------------------------------------------------------------- data that is wrong
+def _cli_pretrain(tmp_path, data, **options):
+    from videomae.cli import main
+
+    config = tmp_path / "options.json"
+    config.write_text(json.dumps({**FAST, "data": str(data), "output_dir": str(tmp_path / "run"), "epochs": 1,
+                                  "batch_size": 2, "warmup_steps": 0, **options}))
+    return main(["pretrain", "--config", str(config)])
+
+
+def test_a_wrong_data_root_fails_before_training_naming_the_missing_files(videos, tmp_path, capsys):
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{p.relative_to(videos)} -1\n" for p in sorted(videos.rglob("*.mp4"))[:8]))
+    status = _cli_pretrain(tmp_path, listing, data_root=str(tmp_path / "elsewhere"))
+    error = capsys.readouterr().err
+    assert status == 1
+    assert "8 of 8 video(s) do not exist" in error and str(tmp_path / "elsewhere" / "left" / "00.mp4") in error
+    assert "left/05.mp4" not in error  # the first five, not all eight
+    assert not (tmp_path / "run" / "model").exists() and not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_first_step_where_every_video_fails_stops_the_run(tmp_path, capsys):
+    for i in range(4):
+        (tmp_path / "data" / f"{i}.mp4").parent.mkdir(exist_ok=True)
+        (tmp_path / "data" / f"{i}.mp4").write_bytes(b"" if i % 2 else b"not a video")
+    status = _cli_pretrain(tmp_path, tmp_path / "data", batch_size=4)
+    error = capsys.readouterr().err
+    assert status == 1
+    assert "every video of the first batch (4) failed to decode: not a readable video (2), empty file (2)" in error
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_an_epoch_with_more_failures_than_allowed_stops_the_run(videos, tmp_path):
+    from videomae.train import TooManyFailedVideos
+
+    bad = make_corrupt_videos(tmp_path / "bad", videos / "left" / "00.mp4")
+    listing = tmp_path / "list.txt"
+    lines = [f"{p} -1" for p in sorted(videos.rglob("*.mp4"))[:6]] + [f"{p} -1" for p in bad.values()]
+    listing.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TooManyFailedVideos, match=r"epoch 0: 3 of 9 video\(s\) failed to decode \(33%, more than "
+                                                  r"max_failed_fraction 20%\): not a readable video \(2\), empty "
+                                                  r"file \(1\)"):
+        pretrain(data=str(listing), output_dir=str(tmp_path / "run"), epochs=2, batch_size=3, lr=1e-3,
+                 warmup_steps=0, max_failed_fraction=0.2, **FAST)
+    assert not (tmp_path / "run" / "model").exists()
+    assert [r["kind"] for r in read_metrics(tmp_path / "run")].count("epoch") == 0
+
+
+def test_targets_are_unnormalised_with_the_runs_statistics(videos, tmp_path, monkeypatch):
+    import videomae.modeling
+
+    seen = []
+
+    def spy(*args):
+        seen.append(args[-2:])
+        return targets(*args)
+
+    targets = videomae.modeling.pretraining_targets
+    monkeypatch.setattr(videomae.modeling, "pretraining_targets", spy)
+    pretrain(data=str(videos), output_dir=str(tmp_path / "run"), epochs=1, batch_size=4, max_steps=1,
+             mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), **FAST)
+    assert seen == [((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))]

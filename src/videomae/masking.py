@@ -153,15 +153,18 @@ def pretraining_targets(
     patch_size: int,
     norm_pix_loss: bool = True,
     masked_index: torch.Tensor | None = None,
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN,
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD,
 ) -> torch.Tensor:
     """Reconstruction targets for the masked tokens only: (B, num_masked, patch_dim).
 
-    Three-channel inputs are un-normalised with the ImageNet statistics first, as the
-    original recipe and transformers do; other channel counts are used as given. Pass
-    `masked_index` (from `split_indices`) to avoid a boolean gather.
+    Pixels are un-normalised first with the statistics they were normalised with, `mean`
+    and `std` (ImageNet's by default, as the original recipe and transformers use) when
+    there is one per channel; otherwise they are used as given. Pass `masked_index` (from
+    `split_indices`) to avoid a boolean gather.
     """
     b, _, c, _, _ = pixel_values.shape
-    frames = unnormalize(pixel_values) if c == 3 else pixel_values
+    frames = unnormalize(pixel_values, mean, std) if c == len(mean) == len(std) else pixel_values
     patches = patchify(frames, tubelet_size, patch_size)
     if masked_index is None:
         masked = patches[bool_masked_pos].reshape(b, -1, patches.shape[-1])  # (B, Nm, patch_dim)

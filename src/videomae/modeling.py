@@ -15,7 +15,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import VideoMAEConfig
-from .masking import check_mask, gather_tokens, pretraining_targets, split_indices
+from .masking import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, check_mask, gather_tokens, pretraining_targets, \
+    split_indices
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
 from .pretrained import PreTrainedVideoMAE
 
@@ -316,7 +317,9 @@ class VideoMAEDecoder(nn.Module):
 
 
 class VideoMAEForPreTraining(PreTrainedVideoMAE):
-    """Encoder + decoder; the loss is MSE on the pixels of the masked tubelets."""
+    """Encoder + decoder; the loss is MSE on the pixels of the masked tubelets. Set
+    `image_mean` / `image_std` to the statistics the inputs were normalised with when they
+    are not ImageNet's."""
 
     def __init__(self, config: VideoMAEConfig) -> None:
         super().__init__(config)
@@ -326,6 +329,9 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
         self.register_buffer("position_embeddings",
                              sinusoid_table(config.num_patches, config.decoder_hidden_size), persistent=False)
         self.decoder = VideoMAEDecoder(config)
+        # The statistics pixel_values are normalised with; targets are un-normalised with them.
+        self.image_mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
+        self.image_std: tuple[float, ...] = IMAGENET_DEFAULT_STD
         self.post_init()
 
     def forward(
@@ -369,7 +375,7 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
         logits = self.decoder(x, masked_index.shape[1])
         with torch.no_grad():
             targets = pretraining_targets(pixel_values, None, self.config.tubelet_size, self.config.patch_size,
-                                          self.config.norm_pix_loss, masked_index=masked_index)
+                                          self.config.norm_pix_loss, masked_index, self.image_mean, self.image_std)
         loss = F.mse_loss(logits.float(), targets.float())
         return VideoMAEForPreTrainingOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                                             attentions=outputs.attentions)

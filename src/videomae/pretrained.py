@@ -73,6 +73,28 @@ class PreTrainedVideoMAE(nn.Module):
     def num_parameters(self, only_trainable: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
 
+    # --------------------------------------------------------------- optimizer questions
+    # The model says which parameters decay and how deep each one is (as timm's
+    # `no_weight_decay` / `group_matcher` do), from its modules, not from parameter names: a
+    # bare encoder's names lack the `videomae.` prefix that the other classes' have.
+    def no_weight_decay(self) -> set[str]:
+        """Parameters without weight decay: biases, norms and q/v biases (every parameter
+        of fewer than two dimensions) and the mask token, as the original recipe does."""
+        return {name for name, param in self.named_parameters() if param.ndim <= 1 or name == "mask_token"}
+
+    def layer_ids(self) -> dict[str, int]:
+        """Depth of every parameter for layer-wise lr decay: the patch embedding and the mask
+        token are layer 0, encoder block i is layer i + 1, everything after the encoder blocks
+        (final norm, fc_norm, classifier, decoder) is layer num_hidden_layers + 1."""
+        encoder = getattr(self, "videomae", self)
+        depth = {id(p): 0 for p in encoder.patch_embed.parameters()}
+        for i, block in enumerate(encoder.blocks):
+            depth.update({id(p): i + 1 for p in block.parameters()})
+        if isinstance(getattr(self, "mask_token", None), nn.Parameter):
+            depth[id(self.mask_token)] = 0
+        after = len(encoder.blocks) + 1
+        return {name: depth.get(id(param), after) for name, param in self.named_parameters()}
+
     def gradient_checkpointing_enable(self) -> None:
         """Recompute block activations in the backward pass: less memory, about 30% more time."""
         for module in self.modules():

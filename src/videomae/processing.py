@@ -25,11 +25,13 @@ import numpy as np
 import torch
 
 from . import transforms as T
+from .config import CONFIG_NAME as MODEL_CONFIG_NAME
 from .inputs import as_clips, concat_clips
+from .masking import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .sampling import multi_clip_indices
 from .video import read_video
 
-__all__ = ["BatchFeature", "VideoMAEImageProcessor", "VideoMAEFeatureExtractor"]
+__all__ = ["BatchFeature", "VideoMAEImageProcessor", "VideoMAEFeatureExtractor", "guess_processor"]
 
 logger = logging.getLogger(__name__)
 
@@ -393,6 +395,27 @@ def _format(clips: list[torch.Tensor], return_tensors: str | None) -> Any:
     else:
         stacked = torch.stack(clips)
     return stacked.cpu().numpy() if kind == "np" else stacked
+
+
+def guess_processor(model: str | os.PathLike, image_hw: tuple[int, int], reason: str = "") -> VideoMAEImageProcessor:
+    """A processor for a model that has no preprocessor_config.json, at the model's size.
+
+    The statistics are a guess, so it is said as a warning. A weights file with no config.json
+    beside it is an original research checkpoint (or one of ours): that code normalises with
+    ImageNet's mean and std, so those. Anything else (a transformers folder) gets the
+    transformers processor's default, mean = std = 0.5.
+    """
+    path = Path(model)
+    original = path.is_file() and not (path.parent / MODEL_CONFIG_NAME).is_file()
+    mean, std = (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD) if original else \
+        (IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD)
+    whose = "ImageNet's, as the original VideoMAE code" if original else "0.5, transformers' default"
+    height, width = image_hw
+    logger.warning("%s: no usable %s%s; guessing the normalisation: mean %s, std %s (%s). If the model was trained "
+                   "with other statistics, write them in a %s beside it", model, CONFIG_NAME,
+                   f" ({reason})" if reason else "", list(mean), list(std), whose, CONFIG_NAME)
+    return VideoMAEImageProcessor(size={"shortest_edge": min(height, width)}, crop_size={"height": height,
+                                  "width": width}, image_mean=list(mean), image_std=list(std))
 
 
 def _resolve_config(

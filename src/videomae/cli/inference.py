@@ -70,18 +70,14 @@ def model_architectures(model: str, offline: bool = False) -> list[str]:
 
 
 def load_processor(model: str, config: VideoMAEConfig, offline: bool = False):  # noqa: ANN201
-    """The model's preprocessor_config.json, or transformers' defaults at the model's size."""
-    from ..processing import VideoMAEImageProcessor
+    """The model's preprocessor_config.json, or a guess at the model's size (a warning)."""
+    from ..processing import VideoMAEImageProcessor, guess_processor
 
     folder = Path(model).parent if Path(model).is_file() else model
     try:
         return VideoMAEImageProcessor.from_pretrained(folder, local_files_only=offline)
     except (OSError, ValueError) as err:
-        height, width = config.image_hw
-        logger.info("%s: no usable preprocessor_config.json (%s); resizing to %dx%d with mean = std = 0.5",
-                    model, err, height, width)
-        return VideoMAEImageProcessor(size={"shortest_edge": min(height, width)},
-                                      crop_size={"height": height, "width": width})
+        return guess_processor(model, config.image_hw, str(err))  # ImageNet's for original checkpoints
 
 
 # --------------------------------------------------------------------------- videos

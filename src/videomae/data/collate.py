@@ -59,9 +59,10 @@ class TrainCollate:
     """Samples of `VideoClipDataset` -> a batch of clips.
 
     Output: `pixel_values` uint8 (clips, T, C, H, W) with each video's `num_sample` clips next
-    to each other, `labels` (clips,), `index` (clips,), `failures`, `weight` (0.0 when every
-    video failed: the batch is then one black stand-in clip, so that this process still joins
-    the gradient all-reduce, contributing nothing), and `bool_masked_pos` with a mask generator.
+    to each other, `labels` (clips,), `index` (clips,), `failures`, `num_videos` (videos tried,
+    failed or not), `weight` (0.0 when every video failed: the batch is then one black stand-in
+    clip, so that this process still joins the gradient all-reduce, contributing nothing), and
+    `bool_masked_pos` with a mask generator.
     """
 
     clip_shape: tuple[int, int, int, int]  # (T, C, H, W)
@@ -82,7 +83,7 @@ class TrainCollate:
             index = torch.full((1,), -1, dtype=torch.long)
             weight = 0.0
         batch: dict[str, Any] = {"pixel_values": pixels, "labels": labels, "index": index,
-                                 "failures": failures, "weight": weight}
+                                 "failures": failures, "weight": weight, "num_videos": len(samples)}
         if self.mask_generator is not None:
             if good:
                 masks = [self.mask_generator(s["pixel_values"].shape[0], torch.Generator().manual_seed(
@@ -107,6 +108,7 @@ def merge_batches(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "index": torch.cat([part["index"] for part in good]),
         "failures": failures,
         "weight": 1.0 if any(part["weight"] for part in parts) else 0.0,
+        "num_videos": sum(part.get("num_videos", 0) for part in parts),
     }
     if "bool_masked_pos" in good[0]:
         batch["bool_masked_pos"] = torch.cat([part["bool_masked_pos"] for part in good])

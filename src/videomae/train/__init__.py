@@ -9,8 +9,9 @@ process or many (torchrun), resumable.
 
 from .engine import TrainingDiverged
 from .entrypoints import evaluate, finetune, pretrain
+from .failures import TooManyFailedVideos
 from .optim import CosineSchedule, param_groups
 from .options import EvalOptions, FinetuneOptions, PretrainOptions
 
 __all__ = ["pretrain", "finetune", "evaluate", "PretrainOptions", "FinetuneOptions", "EvalOptions",
-           "TrainingDiverged", "CosineSchedule", "param_groups"]
+           "TrainingDiverged", "TooManyFailedVideos", "CosineSchedule", "param_groups"]

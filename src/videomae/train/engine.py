@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from . import distributed as dist_utils
 from .distributed import DistInfo
+from .failures import FailureLedger
 from .optim import CosineSchedule
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Loop:
     on_step: Callable[[TrainState], None] | None = None  # checkpointing, called after every step
     due: Callable[[TrainState], bool] | None = None  # whether on_step will write at this state
     on_log: Callable[[dict[str, Any]], None] | None = None  # metrics records (rank 0)
-    failures: dict[str, str] = field(default_factory=dict)  # path -> reason, this epoch, this process
+    failures: FailureLedger = field(default_factory=FailureLedger)  # videos tried / failed, this epoch, this process
     bar: Any = None  # a progress bar over the whole run (its ETA is the run's); None: one per epoch
 
 
@@ -147,6 +148,7 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
         while pending and pending[0].step <= upto:
             done = pending.pop(0)
             loss_sum, clips_all, correct_all, labelled_all = done.sums.tolist()
+            loop.failures.after_step(clips_all)  # the run's first step: stop if every video failed
             step_loss = loss_sum / clips_all if clips_all else float("nan")
             if not math.isfinite(step_loss) and clips_all:
                 if own_bar:
@@ -191,8 +193,7 @@ def train_one_epoch(loop: Loop, state: TrainState) -> tuple[dict[str, float], bo
         batch = next(loop.batches)
         data_wait += time.perf_counter() - waited
         micro += 1
-        for path, reason in batch.get("failures", []):
-            loop.failures.setdefault(path, reason)
+        loop.failures.add(batch)
         batch["pixel_values"] = to_model_input(batch["pixel_values"], device, loop.mean, loop.std)
         last_micro = micro % accum == 0
         sync = contextlib.nullcontext()

@@ -23,6 +23,7 @@ from ..data.sampler import MIXUP, ResumableSampler, sample_seed
 from ..modeling import VideoMAEForPreTraining, VideoMAEForVideoClassification
 from . import checkpointing as ckpt
 from .engine import TrainState, classification_metrics, evaluate as evaluate_views, report_failures
+from .failures import check_paths
 from .metrics import format_per_class, save_eval_report
 from .options import BaseOptions, EvalOptions, FinetuneOptions, PretrainOptions, TrainOptions
 from .runner import RunContext, fit, make_loader, run_context, seed_everything
@@ -137,8 +138,10 @@ def pretrain(options: PretrainOptions | dict | str | None = None, /, *, config_f
         seed_everything(options.seed)
         extra = {} if options.norm_pix_loss is None else {"norm_pix_loss": options.norm_pix_loss}
         model = build_model(VideoMAEForPreTraining, options, extra)
+        model.image_mean, model.image_std = options.mean, options.std  # targets un-normalise with the run's
         config = model.config
         records, _ = load_records(options.data, options.data_root, labeled=False)
+        check_paths([r.path for r in records])  # a wrong data_root fails here, not after an epoch of nothing
         dataset = _train_dataset(records, config, options)
         size = _square_size(config)
         collate = TrainCollate((config.num_frames, config.num_channels, size, size),
@@ -194,6 +197,7 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
         eval_records: list[VideoRecord] = []
         if options.eval_data:
             eval_records, _ = load_records(options.eval_data, options.data_root, labeled=True, class_names=names)
+        check_paths([r.path for r in records + eval_records])
         id2label = _label_names(names, records + eval_records, options.num_labels)
         seed_everything(options.seed)
         model = build_model(VideoMAEForVideoClassification, options, {
@@ -306,6 +310,7 @@ def evaluate(options: EvalOptions | dict | str | None = None, /, *, config_file:
         if names is None and not _generic_names(config.id2label):
             names = [config.id2label[i] for i in range(config.num_labels)]
         records, _ = load_records(options.data, options.data_root, labeled=True, class_names=names)
+        check_paths([r.path for r in records])
         if names is not None and len(names) != config.num_labels:
             raise ValueError(f"{len(names)} class names, but the model has {config.num_labels} outputs")
         if names is not None:

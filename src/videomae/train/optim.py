@@ -9,50 +9,39 @@ layer L + 1, and layer l's lr is scaled by decay ** (L + 1 - l).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-# Names (last component) of parameters that never get weight decay whatever their shape.
-NO_DECAY_NAMES = ("mask_token", "cls_token", "pos_embed", "position_embeddings")
-
-
-def uses_weight_decay(name: str, param: torch.Tensor) -> bool:
-    """Weight decay on matrices and convolution kernels only."""
-    if param.ndim <= 1 or name.endswith(".bias"):
-        return False
-    return name.rsplit(".", 1)[-1] not in NO_DECAY_NAMES
-
-
-def layer_id(name: str, num_layers: int) -> int:
-    """Depth of a parameter for layer-wise lr decay (names of the internal layout)."""
-    stem = name.split(".", 1)[1] if name.startswith("videomae.") else name
-    if stem.startswith(("patch_embed.", "mask_token", "cls_token", "pos_embed", "position_embeddings")):
-        return 0
-    match = re.match(r"^blocks\.(\d+)\.", stem)
-    if match and name.startswith("videomae."):
-        return int(match.group(1)) + 1
-    return num_layers + 1
 
 
 def param_groups(
     model: nn.Module, weight_decay: float, layer_decay: float = 1.0, num_layers: int | None = None
 ) -> list[dict]:
     """AdamW parameter groups: one per (layer, decay or not), each with `lr_scale`,
-    `weight_decay`, `layer_id` and `param_names`. `layer_decay` 1.0 gives two groups."""
-    if layer_decay < 1.0 and num_layers is None:
-        config = getattr(model, "config", None)
-        if config is None:
-            raise ValueError("layer_decay < 1 needs num_layers (or a model with a config)")
-        num_layers = config.num_hidden_layers
+    `weight_decay`, `layer_id` and `param_names`. `layer_decay` 1.0 gives two groups.
+
+    Which parameters decay and how deep each is, the model says (`no_weight_decay`,
+    `layer_ids`); a module without those answers decays its matrices and kernels only.
+    """
+    if hasattr(model, "no_weight_decay"):
+        no_decay = set(model.no_weight_decay())
+    else:
+        no_decay = {name for name, param in model.named_parameters() if param.ndim <= 1}
+    layers: dict[str, int] = {}
+    if layer_decay < 1.0:
+        if not hasattr(model, "layer_ids"):
+            raise ValueError(f"layer_decay < 1 needs a model that says each parameter's layer (layer_ids); "
+                             f"{type(model).__name__} does not")
+        layers = model.layer_ids()
+        if num_layers is None:
+            num_layers = max(layers.values()) - 1
     groups: dict[tuple[int, bool], dict] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        decay = uses_weight_decay(name, param)
-        layer = layer_id(name, num_layers) if layer_decay < 1.0 else 0
+        decay = name not in no_decay
+        layer = layers.get(name, 0)
         scale = layer_decay ** (num_layers + 1 - layer) if layer_decay < 1.0 else 1.0
         group = groups.setdefault((layer, decay), {
             "params": [], "param_names": [], "weight_decay": weight_decay if decay else 0.0,
@@ -111,5 +100,4 @@ def scaled_lr(base_lr: float, global_batch: int) -> float:
     return base_lr * global_batch / 256
 
 
-__all__ = ["param_groups", "build_optimizer", "CosineSchedule", "uses_weight_decay", "layer_id", "scaled_lr",
-           "NO_DECAY_NAMES"]
+__all__ = ["param_groups", "build_optimizer", "CosineSchedule", "scaled_lr"]

@@ -167,6 +167,8 @@ class TrainOptions(ClipOptions):
     keep_last: int = _opt(3, "checkpoints to keep (older ones are deleted)")
     resume: bool | str = _opt(False, "True: continue from the newest checkpoint in output_dir; a path: from that "
                                      "checkpoint")
+    max_failed_fraction: float = _opt(0.5, "stop when more than this fraction of an epoch's videos cannot be "
+                                           "decoded (or every video of the first step): the data is likely wrong")
     compile: bool = _opt(False, "torch.compile the model")
     gradient_checkpointing: bool = _opt(False, "recompute activations in backward (less memory, more time)")
 
@@ -186,6 +188,8 @@ class TrainOptions(ClipOptions):
             raise ValueError(f"betas must be in [0, 1), got {self.betas}")
         if self.weight_decay < 0 or self.base_lr <= 0 or (self.lr is not None and self.lr <= 0):
             raise ValueError("weight_decay must be >= 0 and learning rates > 0")
+        if not 0.0 <= self.max_failed_fraction <= 1.0:
+            raise ValueError(f"max_failed_fraction must be in [0, 1], got {self.max_failed_fraction}")
         if self.warmup_epochs < 0 or (self.warmup_steps is not None and self.warmup_steps < 0):
             raise ValueError("warmup_epochs and warmup_steps must be >= 0")
 

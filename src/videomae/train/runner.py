@@ -24,7 +24,8 @@ from ..data.sampler import ResumableSampler, RunSampler
 from . import checkpointing as ckpt
 from . import distributed as dist_utils
 from .distributed import DistInfo
-from .engine import Loop, LossFn, TrainState, gather_failures, report_failures, train_one_epoch
+from .engine import Loop, LossFn, TrainState, train_one_epoch
+from .failures import FailureLedger
 from .metrics import MetricsWriter, plot_curves
 from .optim import CosineSchedule, build_optimizer, scaled_lr
 from .options import BaseOptions, TrainOptions
@@ -278,7 +279,8 @@ def fit(
                 loss_fn=loss_fn, steps_per_epoch=plan.steps_per_epoch, accum_steps=plan.accum,
                 max_steps=options.max_steps, clip_grad=options.clip_grad, autocast_dtype=ctx.autocast_dtype,
                 mean=options.mean, std=options.std, log_every=options.log_every, progress=options.progress,
-                on_step=on_step, due=due, on_log=lambda record: ctx.metrics.write("train", record))
+                on_step=on_step, due=due, on_log=lambda record: ctx.metrics.write("train", record),
+                failures=FailureLedger(options.max_failed_fraction))
     result = FitResult(state=state)
     stopped = options.max_steps is not None and state.step >= options.max_steps
     if options.progress and dist.is_main:
@@ -290,11 +292,9 @@ def fit(
         if state.epoch_batches >= plan.steps_per_epoch * plan.accum:  # resumed from the end of an epoch
             state.epoch, state.epoch_batches = state.epoch + 1, 0
             continue
-        loop.failures = {}
         stats, stopped = train_one_epoch(loop, state)
         finished_epoch = state.epoch_batches >= plan.steps_per_epoch * plan.accum
-        failures = gather_failures(loop.failures)
-        report_failures(failures, f"epoch {state.epoch}")
+        failures = loop.failures.close_epoch(f"epoch {state.epoch}")  # gathers, reports; raises if too many
         record = {"step": state.step, "epoch": state.epoch, **stats, "skipped_videos": len(failures),
                   "skipped": failures, "complete": finished_epoch}
         if finished_epoch:
