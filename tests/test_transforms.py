@@ -177,3 +177,22 @@ def test_resize_on_gpu_matches_cpu():
     cpu = T.resize_shortest_edge(x, 224).int()
     gpu = T.resize_shortest_edge(x.cuda(), 224).cpu().int()
     assert (cpu - gpu).abs().max() <= 1
+
+
+def test_inexact_resize_uses_the_uint8_kernel_and_stays_within_a_few_levels():
+    """Training crops (exact=False) take torch's uint8 kernel at every scale, including the
+    upscaling of multi-scale crops smaller than the output; it stays close to the exact path."""
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(0)
+    smooth = F.interpolate(torch.rand(4, 3, 30, 40, generator=generator) * 255, size=(211, 300), mode="bilinear")
+    x = smooth.round().to(torch.uint8)
+    for size in ((224, 224), (150, 150)):
+        fast = T.resize(x, size, exact=False)
+        exact = T.resize(x, size)
+        expected = F.interpolate(x.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear",
+                                 antialias=True, align_corners=False)
+        assert fast.dtype == torch.uint8 and torch.equal(fast, expected)
+        assert (fast.int() - exact.int()).abs().max() <= 2
+    crop = T.multi_scale_crop(x, 224, generator=torch.Generator().manual_seed(1), exact=False)
+    assert crop.shape == (4, 3, 224, 224) and crop.dtype == torch.uint8
