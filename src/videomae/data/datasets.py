@@ -218,10 +218,18 @@ def _key(key: int | tuple[int, int]) -> tuple[int, int]:
     return (int(key), 0) if isinstance(key, (int, np.integer)) else (int(key[0]), int(key[1]))
 
 
-def _decode(path: str, pick: Callable[[int], np.ndarray], short_side: int | None) -> torch.Tensor | DecodeFailure:
+Decoder = Callable[..., torch.Tensor]
+"""`decoder(path, indices_or_pick, short_side)` -> uint8 (N, H, W, 3): `read_video` (PyAV, on
+the CPU) or `videomae.data.nvdec.NvdecDecoder` (NVDEC, CUDA tensors)."""
+
+
+def _decode(path: str, pick: Callable[[int], np.ndarray], short_side: int | None,
+            decoder: Decoder | None = None) -> torch.Tensor | DecodeFailure:
     """Frames (len(indices), H, W, 3) uint8, resized by the decoder, or the reason they cannot
     be had. `pick` chooses the indices from the frame count (one opening of the file)."""
     try:
+        if decoder is not None:
+            return decoder(path, pick, short_side)
         return read_video(path, pick, resize=short_side)
     except _DECODE_ERRORS as err:
         return DecodeFailure(path, f"{type(err).__name__}: {err}")
@@ -249,6 +257,7 @@ class VideoClipDataset(Dataset):
         num_sample: int = 1,
         seed: int = 0,
         frame_stride: int = 1,
+        decoder: Decoder | None = None,
     ) -> None:
         if crop not in ("multiscale", "random_resized"):
             raise ValueError(f"crop must be 'multiscale' or 'random_resized', got {crop!r}")
@@ -261,6 +270,7 @@ class VideoClipDataset(Dataset):
         self.flip = flip
         self.num_sample = num_sample
         self.seed = seed
+        self.decoder = decoder
         self.frame_stride = frame_stride
         self.stored_rate = stored_sampling_rate(sampling_rate, frame_stride)
 
@@ -276,7 +286,7 @@ class VideoClipDataset(Dataset):
             return np.concatenate([sample_frame_indices(self.num_frames, self.stored_rate, num, generator)
                                    for _ in range(self.num_sample)])
 
-        frames = _decode(record.path, pick, self.short_side)
+        frames = _decode(record.path, pick, self.short_side, self.decoder)
         if isinstance(frames, DecodeFailure):
             return frames
         clips = frames.reshape(self.num_sample, self.num_frames, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
@@ -314,8 +324,10 @@ class MultiViewDataset(Dataset):
         num_crops: int = 3,
         short_side: int | None = None,
         frame_stride: int = 1,
+        decoder: Decoder | None = None,
     ) -> None:
         self.records = list(records)
+        self.decoder = decoder
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
         self.image_size = image_size
@@ -339,7 +351,7 @@ class MultiViewDataset(Dataset):
         def pick(num: int) -> np.ndarray:
             return multi_clip_indices(self.num_frames, self.stored_rate, num, self.num_clips).reshape(-1)
 
-        frames = _decode(record.path, pick, self.short_side)
+        frames = _decode(record.path, pick, self.short_side, self.decoder)
         if isinstance(frames, DecodeFailure):
             return frames
         clips = frames.reshape(self.num_clips, self.num_frames, *frames.shape[1:]).permute(0, 1, 4, 2, 3)

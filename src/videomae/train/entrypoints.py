@@ -17,16 +17,18 @@ from torch import nn
 from ..checkpoint import WEIGHT_NAMES
 from ..config import PRESETS, VideoMAEConfig
 from ..data.collate import MaskGenerator, TrainCollate, eval_collate
-from ..data.datasets import MultiViewDataset, VideoClipDataset, VideoRecord, load_records, read_class_names
+from ..data.datasets import (Decoder, MultiViewDataset, VideoClipDataset, VideoRecord, load_records,
+                             read_class_names)
 from ..data.mixup import Mixup, soft_cross_entropy
 from ..data.sampler import MIXUP, ResumableSampler, sample_seed
+from ..data.threads import ThreadedChunks
 from ..modeling import VideoMAEForPreTraining, VideoMAEForVideoClassification
 from . import checkpointing as ckpt
 from .engine import TrainState, classification_metrics, evaluate as evaluate_views, report_failures
 from .failures import check_paths
 from .metrics import format_per_class, save_eval_report
 from .options import BaseOptions, EvalOptions, FinetuneOptions, PretrainOptions, TrainOptions
-from .runner import RunContext, fit, make_loader, run_context, seed_everything
+from .runner import RunContext, default_num_workers, fit, make_loader, run_context, seed_everything
 
 logger = logging.getLogger("videomae.train")
 OptionsT = TypeVar("OptionsT", bound=BaseOptions)
@@ -105,11 +107,35 @@ def _processor_config(config: VideoMAEConfig, options: BaseOptions) -> dict[str,
     return {"preprocessor_config.json": json.dumps(data, indent=2) + "\n"}
 
 
-def _train_dataset(records: list[VideoRecord], config: VideoMAEConfig, options: TrainOptions) -> VideoClipDataset:
+def _frame_stride(options: Any) -> int:
+    """The videos' frame stride: the option, else what `videomae prep` recorded beside the data."""
+    if options.frame_stride is not None:
+        return options.frame_stride
+    from ..prep import stored_frame_stride
+
+    return stored_frame_stride(options.data)
+
+
+def _decoder(options: Any, device: torch.device) -> Decoder | None:
+    """None for PyAV (the datasets' default), or an NVDEC decoder on this process's GPU."""
+    if options.decoder == "pyav":
+        return None
+    if device.type != "cuda":
+        raise ValueError(f"decoder 'nvdec' decodes on a CUDA GPU; this run is on {device}")
+    from ..data.nvdec import NvdecDecoder, nvdec_available
+
+    if not nvdec_available():
+        raise ValueError("decoder 'nvdec' needs PyNvVideoCodec: pip install 'videomae[gpu]'")
+    return NvdecDecoder(device)
+
+
+def _train_dataset(records: list[VideoRecord], config: VideoMAEConfig, options: TrainOptions,
+                   device: torch.device) -> VideoClipDataset:
     size = _square_size(config)
     short_side = options.short_side or max(size, round(size * 320 / 224))
     return VideoClipDataset(records, config.num_frames, options.sampling_rate, size, short_side,
-                            options.train_crop, options.flip, options.num_sample, options.seed)
+                            options.train_crop, options.flip, options.num_sample, options.seed,
+                            frame_stride=_frame_stride(options), decoder=_decoder(options, device))
 
 
 def _finish(ctx: RunContext, model: nn.Module, options: BaseOptions, extra: dict[str, str]) -> str:
@@ -142,7 +168,7 @@ def pretrain(options: PretrainOptions | dict | str | None = None, /, *, config_f
         config = model.config
         records, _ = load_records(options.data, options.data_root, labeled=False)
         check_paths([r.path for r in records])  # a wrong data_root fails here, not after an epoch of nothing
-        dataset = _train_dataset(records, config, options)
+        dataset = _train_dataset(records, config, options, ctx.dist.device)
         size = _square_size(config)
         collate = TrainCollate((config.num_frames, config.num_channels, size, size),
                                MaskGenerator(config.grid_size, options.mask_ratio, options.mask_type), options.seed)
@@ -204,7 +230,7 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
             "num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()},
             "drop_path_rate": options.drop_path, "use_mean_pooling": True}, ignore_mismatched_sizes=True)
         config = model.config
-        dataset = _train_dataset(records, config, options)
+        dataset = _train_dataset(records, config, options, ctx.dist.device)
         size = _square_size(config)
         collate = TrainCollate((config.num_frames, config.num_channels, size, size), None, options.seed)
         _write_run_files(ctx, options, config)
@@ -260,9 +286,15 @@ def run_evaluation(ctx: RunContext, model: nn.Module, records: list[VideoRecord]
     size = _square_size(config)
     dataset = MultiViewDataset(records, config.num_frames, options.sampling_rate, size, options.eval_num_clips,
                                options.eval_num_crops, getattr(options, "short_side", None) if
-                               isinstance(options, EvalOptions) else None)
+                               isinstance(options, EvalOptions) else None, frame_stride=_frame_stride(options),
+                               decoder=_decoder(options, ctx.dist.device))
     sampler = ResumableSampler(len(dataset), ctx.dist.world_size, ctx.dist.rank, shuffle=False, drop_last=False)
-    loader = make_loader(dataset, sampler, options.eval_batch_size, eval_collate, options, ctx.dist, drop_last=False)
+    if dataset.decoder is not None:  # GPU decoding: threads of this process
+        loader = ThreadedChunks(dataset, sampler, options.eval_batch_size, eval_collate,
+                                threads=max(default_num_workers(options), 1), in_flight=4)
+    else:
+        loader = make_loader(dataset, sampler, options.eval_batch_size, eval_collate, options, ctx.dist,
+                             drop_last=False)
     model.to(ctx.dist.device)
     result = evaluate_views(model, loader, ctx.dist, options.mean, options.std, ctx.autocast_dtype,
                             progress=progress)

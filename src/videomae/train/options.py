@@ -38,8 +38,8 @@ class BaseOptions:
     seed: int = _opt(0, "seed of model initialisation, data order, augmentation and masking")
     device: str = _opt("auto", "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'")
     precision: str = _opt("auto", "'auto' (bf16 on CUDA, fp32 on CPU), 'fp32', 'bf16' or 'fp16' (with loss scaling)")
-    num_workers: int | None = _opt(None, "DataLoader worker processes per GPU (None: min(8, CPUs per process); "
-                                         "0: load in the main process)")
+    num_workers: int | None = _opt(None, "DataLoader worker processes per GPU (None: the CPUs per process but one; "
+                                         "0: load in the main process); with decoder 'nvdec', loading threads")
     progress: bool = _opt(True, "show progress bars (rank 0 only)")
     log_every: int = _opt(10, "write a metrics.jsonl record every N optimizer steps")
 
@@ -119,9 +119,17 @@ class ClipOptions(BaseOptions):
     image_size: int | None = _opt(None, "side of the square crops fed to the model (default: the model config's)")
     mean: tuple[float, float, float] = _opt((0.485, 0.456, 0.406), "per-channel normalisation mean (ImageNet)")
     std: tuple[float, float, float] = _opt((0.229, 0.224, 0.225), "per-channel normalisation std (ImageNet)")
+    frame_stride: int | None = _opt(None, "the videos keep every N-th source frame (`videomae prep --frame-stride`); "
+                                          "None: read it from the prep.json that `videomae prep` writes, else 1")
+    decoder: str = _opt("pyav", "'pyav' (CPU, worker processes) or 'nvdec' (GPU decoding in threads of the training "
+                                "process; needs PyNvVideoCodec: pip install videomae[gpu])")
 
     def validate(self) -> None:
         super().validate()
+        if self.decoder not in ("pyav", "nvdec"):
+            raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {self.decoder!r}")
+        if self.frame_stride is not None and self.frame_stride < 1:
+            raise ValueError(f"frame_stride must be >= 1 (or None), got {self.frame_stride}")
         if self.sampling_rate < 1:
             raise ValueError(f"sampling_rate must be >= 1, got {self.sampling_rate}")
         for name in ("num_frames", "image_size"):

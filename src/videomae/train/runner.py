@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.collate import merge_batches
 from ..data.sampler import ResumableSampler, RunSampler
+from ..data.threads import ThreadedChunks
 from . import checkpointing as ckpt
 from . import distributed as dist_utils
 from .distributed import DistInfo
@@ -99,7 +100,7 @@ def default_num_workers(options: BaseOptions) -> int:
     if options.num_workers is not None:
         return options.num_workers
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(0, min(8, (os.cpu_count() or 1) // max(local, 1) - 1))
+    return max(0, (os.cpu_count() or 1) // max(local, 1) - 1)
 
 
 def _worker_init(_: int) -> None:
@@ -128,7 +129,7 @@ def chunk_size(per_device: int, workers: int) -> int:
     return max(d for d in range(1, target + 1) if per_device % d == 0)
 
 
-def run_batches(loader: DataLoader, chunks_per_batch: int) -> Iterator[dict[str, Any]]:
+def run_batches(loader: Iterable[dict[str, Any]], chunks_per_batch: int) -> Iterator[dict[str, Any]]:
     """The loader's chunks, `chunks_per_batch` at a time, as micro-batches (see `merge_batches`)."""
     parts: list[dict[str, Any]] = []
     for part in loader:
@@ -245,7 +246,12 @@ def fit(
     chunks_per_batch = plan.per_device // chunk
     prefetch = max(2, math.ceil(2 * chunks_per_batch / max(workers, 1)))  # two batches in flight
     run_sampler = RunSampler(sampler, per_epoch, options.epochs, start_epoch, start)
-    loader = make_loader(dataset, run_sampler, chunk, collate, options, dist, drop_last=False, prefetch_factor=prefetch)
+    if getattr(dataset, "decoder", None) is not None:  # GPU decoding: threads of this process
+        loader = ThreadedChunks(dataset, run_sampler, chunk, collate, threads=max(workers, 1),
+                                in_flight=2 * chunks_per_batch)
+    else:
+        loader = make_loader(dataset, run_sampler, chunk, collate, options, dist, drop_last=False,
+                             prefetch_factor=prefetch)
     batches = run_batches(loader, chunks_per_batch)
     logger.info("data: %d worker(s), %d video(s) per worker load, %d load(s) per batch in flight per worker", workers,
                 chunk, prefetch)
