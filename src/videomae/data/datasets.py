@@ -205,6 +205,15 @@ def load_records(
 
 
 # --------------------------------------------------------------------------- datasets
+def stored_sampling_rate(sampling_rate: int, frame_stride: int) -> int:
+    """The stride in stored frames of a clip at `sampling_rate` source frames, for videos that keep
+    every `frame_stride`-th frame (`videomae prep --frame-stride`)."""
+    if frame_stride < 1 or sampling_rate % frame_stride:
+        raise ValueError(f"sampling_rate {sampling_rate} is not a multiple of the videos' frame_stride "
+                         f"{frame_stride} (they keep every {frame_stride}-th frame): use a sampling rate that is")
+    return sampling_rate // frame_stride
+
+
 def _key(key: int | tuple[int, int]) -> tuple[int, int]:
     return (int(key), 0) if isinstance(key, (int, np.integer)) else (int(key[0]), int(key[1]))
 
@@ -221,6 +230,8 @@ def _decode(path: str, pick: Callable[[int], np.ndarray], short_side: int | None
 class VideoClipDataset(Dataset):
     """Training clips: `num_sample` random clips of `num_frames` frames, `sampling_rate`
     apart, from one decoding of each video; multi-scale or random-resized crop and flip.
+    `sampling_rate` counts source frames; videos written by `videomae prep --frame-stride S`
+    keep every S-th one, so pass `frame_stride=S` (see `videomae.prep.stored_frame_stride`).
 
     An item is a dict: `pixel_values` uint8 (num_sample, T, C, size, size), `label`, `index`,
     `epoch`; or a `DecodeFailure`.
@@ -237,6 +248,7 @@ class VideoClipDataset(Dataset):
         flip: bool = True,
         num_sample: int = 1,
         seed: int = 0,
+        frame_stride: int = 1,
     ) -> None:
         if crop not in ("multiscale", "random_resized"):
             raise ValueError(f"crop must be 'multiscale' or 'random_resized', got {crop!r}")
@@ -249,6 +261,8 @@ class VideoClipDataset(Dataset):
         self.flip = flip
         self.num_sample = num_sample
         self.seed = seed
+        self.frame_stride = frame_stride
+        self.stored_rate = stored_sampling_rate(sampling_rate, frame_stride)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -259,7 +273,7 @@ class VideoClipDataset(Dataset):
         generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index, AUGMENT))
 
         def pick(num: int) -> np.ndarray:
-            return np.concatenate([sample_frame_indices(self.num_frames, self.sampling_rate, num, generator)
+            return np.concatenate([sample_frame_indices(self.num_frames, self.stored_rate, num, generator)
                                    for _ in range(self.num_sample)])
 
         frames = _decode(record.path, pick, self.short_side)
@@ -283,6 +297,7 @@ class VideoClipDataset(Dataset):
 class MultiViewDataset(Dataset):
     """Evaluation views: `num_clips` clips evenly spaced in time x `num_crops` crops along the
     long side of frames resized (by the decoder) to a short side of `image_size`.
+    `frame_stride` as in `VideoClipDataset`.
 
     An item is a dict: `pixel_values` uint8 (num_clips * num_crops, T, C, size, size), `label`,
     `index`; or a `DecodeFailure`.
@@ -297,6 +312,7 @@ class MultiViewDataset(Dataset):
         num_clips: int = 5,
         num_crops: int = 3,
         short_side: int | None = None,
+        frame_stride: int = 1,
     ) -> None:
         self.records = list(records)
         self.num_frames = num_frames
@@ -305,6 +321,8 @@ class MultiViewDataset(Dataset):
         self.num_clips = num_clips
         self.num_crops = num_crops
         self.short_side = short_side or image_size
+        self.frame_stride = frame_stride
+        self.stored_rate = stored_sampling_rate(sampling_rate, frame_stride)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -318,7 +336,7 @@ class MultiViewDataset(Dataset):
         record = self.records[index]
 
         def pick(num: int) -> np.ndarray:
-            return multi_clip_indices(self.num_frames, self.sampling_rate, num, self.num_clips).reshape(-1)
+            return multi_clip_indices(self.num_frames, self.stored_rate, num, self.num_clips).reshape(-1)
 
         frames = _decode(record.path, pick, self.short_side)
         if isinstance(frames, DecodeFailure):
