@@ -63,6 +63,7 @@ class PrepOptions:
     keyint: int = 16
     crf: int = 23
     preset: str = "fast"
+    bframes: int = 3
     codec: str = "h264"
 
     def __post_init__(self) -> None:
@@ -72,6 +73,8 @@ class PrepOptions:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.short_side % 2:
             raise ValueError(f"short_side must be even (yuv420p halves the chroma planes), got {self.short_side}")
+        if not 0 <= self.bframes <= 16:
+            raise ValueError(f"bframes must be in 0..16, got {self.bframes}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in 0..51 (x264's quality scale, lower is better), got {self.crf}")
         if self.codec not in _ENCODERS:
@@ -176,7 +179,8 @@ def transcode(source: str | os.PathLike, target: str | os.PathLike, options: Pre
                     video.codec_context.time_base = 1 / rate
                     video.codec_context.thread_count = threads
                     video.options = {"crf": str(options.crf), "preset": options.preset, "g": str(options.keyint),
-                                     "keyint_min": str(options.keyint), "sc_threshold": "0"}
+                                     "keyint_min": str(options.keyint), "sc_threshold": "0",
+                                     "bf": str(options.bframes)}
                     for key in ("colorspace", "color_primaries", "color_trc"):  # same RGB on reading
                         try:
                             setattr(video.codec_context, key, getattr(frame, key))
@@ -348,6 +352,7 @@ def prepare(
     keyint: int = PrepOptions.keyint,
     crf: int = PrepOptions.crf,
     preset: str = PrepOptions.preset,
+    bframes: int = PrepOptions.bframes,
     codec: str = PrepOptions.codec,
     workers: int | None = None,
     progress: bool = True,
@@ -366,7 +371,7 @@ def prepare(
         ValueError: bad options, no videos, or `dst` was prepared before with other options.
     """
     started = time.time()
-    options = PrepOptions(short_side, frame_stride, keyint, crf, preset, codec)
+    options = PrepOptions(short_side, frame_stride, keyint, crf, preset, bframes, codec)
     src, dst = Path(src), Path(dst)
     jobs, list_name, class_names = _jobs(src, dst, root)
     if dst.exists() and not dst.is_dir():
