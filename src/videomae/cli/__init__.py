@@ -4,6 +4,7 @@
     videomae embed videos/ --model runs/pretrain/model --out features.npy
     videomae reconstruct clip.mp4 --model runs/pretrain/model --out rec.png --gif rec.gif
     videomae convert checkpoint.pth converted/
+    videomae prep videos/ prepared/
     videomae pretrain --data videos/ --model small --epochs 800
     videomae finetune --data train.txt --eval-data val.txt --init-from runs/pretrain/model
     videomae evaluate --model runs/finetune/model --data test.txt
@@ -35,11 +36,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import convert, inference, training
+    from . import convert, inference, prep, training
     from .. import demo
 
     parser = _Parser(prog="videomae", description="VideoMAE: classify, embed and reconstruct videos; pretrain, "
-                     "fine-tune and evaluate models; convert original checkpoints; run the demo.", epilog=_EPILOG)
+                     "fine-tune and evaluate models; convert original checkpoints; prepare data sets; run the demo.", epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"videomae {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -86,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description=convert.__doc__)
     convert.add_arguments(p)
     p.set_defaults(run=convert.convert)
+
+    p = sub.add_parser("prep", parents=[common], help="rewrite a video data set once so that training decodes it fast",
+                       description=prep.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    prep.add_arguments(p)
+    p.set_defaults(run=prep.run)
 
     for name, text in (("pretrain", "self-supervised pretraining (masked video reconstruction)"),
                        ("finetune", "supervised fine-tuning for classification"),
