@@ -108,17 +108,19 @@ def stage_generate(s: Setup) -> dict:
             "portrait": summary["portrait"], "seconds": summary["seconds_to_make"]}
 
 
-def stage_prep(s: Setup) -> dict:
+# prepared variants: `videomae prep` options (the defaults, and every 4th frame kept)
+PREPARED = {"prepared": {}, "prepared-s4": {"frame_stride": 4}}
+
+
+def stage_prep(s: Setup, variant: str) -> dict:
     from videomae.prep import prepare
 
     started = time.perf_counter()
-    summary = prepare(str(s.data("raw")), str(s.data("prepared")), workers=os.cpu_count(), progress=False)
-    info = summary if isinstance(summary, dict) else getattr(summary, "__dict__", {})
-    raw_bytes = sum(p.stat().st_size for p in s.data("raw").glob("*.mp4"))
-    prepared_bytes = sum(p.stat().st_size for p in s.data("prepared").rglob("*.mp4"))
-    return {"stage": "prep", "seconds": time.perf_counter() - started, "disk_ratio": prepared_bytes / raw_bytes,
-            "summary": {k: v for k, v in info.items() if isinstance(v, (int, float, str))},
-            "options": json.loads((s.data("prepared") / "prep.json").read_text()).get("options")}
+    summary = prepare(str(s.data("raw")), str(s.data(variant)), workers=os.cpu_count(), progress=False,
+                      **PREPARED[variant])
+    return {"stage": "prep", "variant": variant, "seconds": time.perf_counter() - started, "done": summary.done,
+            "failed": summary.failed, "disk_ratio": summary.ratio,
+            "options": json.loads((s.data(variant) / "prep.json").read_text()).get("options")}
 
 
 def _clip_indices(path: str, index: int, num_frames: int, rate: int, num_sample: int, seed: int, count: int) -> list:
@@ -279,7 +281,7 @@ def stage_model(s: Setup) -> dict:
             "precision": "bf16" if dtype else "fp32"}
 
 
-def stage_pretrain(s: Setup, variant: str, num_sample: int = 1) -> dict:
+def stage_pretrain(s: Setup, variant: str, num_sample: int = 1, decoder: str = "pyav") -> dict:
     """End to end: `videomae.train.pretrain` on the files; clips/s from its own metrics, steps
     after the first few (start-up) only."""
     from videomae.train import pretrain
@@ -292,11 +294,9 @@ def stage_pretrain(s: Setup, variant: str, num_sample: int = 1) -> dict:
         data=str(listing if listing.is_file() else s.data(variant)), output_dir=str(out_dir), model="base",
         batch_size=s.batch // num_sample, num_sample=num_sample, epochs=1000, max_steps=steps,
         num_workers=s.workers, sampling_rate=s.rate, flip=False, log_every=2, checkpoint_every=10**9, progress=False,
-        device=str(s.device), precision="bf16" if s.cuda else "fp32", warmup_steps=10)
+        device=str(s.device), precision="bf16" if s.cuda else "fp32", warmup_steps=10, decoder=decoder)
     if s.quick:
         kwargs.update(model="small", config_overrides=TINY)
-    if s.frame_stride(variant) != 1:
-        kwargs["frame_stride"] = s.frame_stride(variant)
     started = time.perf_counter()
     metrics = pretrain(**kwargs)
     total = time.perf_counter() - started
@@ -308,7 +308,8 @@ def stage_pretrain(s: Setup, variant: str, num_sample: int = 1) -> dict:
     seconds = sum(2 * s.batch / r["clips_per_s"] for r in tail if r["clips_per_s"])
     clips = 2 * s.batch * len(tail)
     shares = [r["data_share"] for r in tail if r.get("data_share") is not None]
-    return {"stage": "pretrain", "variant": variant, "workers": s.workers, "batch": s.batch, "num_sample": num_sample,
+    return {"stage": "pretrain", "variant": variant, "decoder": decoder, "workers": s.workers, "batch": s.batch,
+            "num_sample": num_sample,
             "clips_per_s": clips / seconds if seconds else None,
             "videos_per_s": clips / num_sample / seconds if seconds else None,
             "data_share": sum(shares) / len(shares) if shares else None, "steps": metrics["step"],
@@ -368,7 +369,8 @@ def main() -> None:
     parser.add_argument("stages", nargs="+", choices=STAGES + ["all"])
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "videomae-pipeline"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "pipeline.json"))
-    parser.add_argument("--variant", action="append", choices=("raw", "prepared"), help="data (default: both)")
+    parser.add_argument("--variant", action="append", choices=["raw", *PREPARED], help="data (default: all)")
+    parser.add_argument("--decoder", action="append", choices=("pyav", "nvdec"), help="decoders of pretrain runs")
     parser.add_argument("--count", type=int, default=512)
     parser.add_argument("--workers", type=int, default=None, help="decode processes / loader workers (CPUs - 1)")
     parser.add_argument("--batch", type=int, default=64, help="clips per step")
@@ -378,7 +380,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny data and model on the CPU (checks the script)")
     args = parser.parse_args()
     stages = STAGES if "all" in args.stages else args.stages
-    variants = args.variant or ["raw", "prepared"]
+    variants = args.variant or ["raw", *PREPARED]
     s = Setup(args)
     results = Path(args.results)
     base = {"device": torch.cuda.get_device_name() if s.cuda else platform.processor() or "cpu",
@@ -387,13 +389,13 @@ def main() -> None:
         if stage == "report":
             print(report(results))
             continue
-        if stage in ("generate", "prep", "model"):
-            if stage == "prep" and not (s.data("raw") / "dataset.json").is_file():
-                continue
+        if stage in ("generate", "model"):
             outs = [globals()[f"stage_{stage}"](s)]
+        elif stage == "prep":
+            outs = [stage_prep(s, v) for v in variants if v in PREPARED]
         elif stage == "pretrain":
-            outs = [stage_pretrain(s, v, n) for v in variants for n in (args.num_sample or [1])
-                    if s.data(v).is_dir()]
+            outs = [stage_pretrain(s, v, n, d) for v in variants for n in (args.num_sample or [1])
+                    for d in (args.decoder or ["pyav"]) if s.data(v).is_dir()]
         else:
             outs = [o for v in variants if s.data(v).is_dir() for o in
                     (lambda r: r if isinstance(r, list) else [r])(globals()[f"stage_{stage}"](s, v))]
