@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .masking import Reconstruction, reconstruct, tube_mask
 
 ROWS = ("original", "masked", "reconstruction")
@@ -29,8 +30,8 @@ def reconstruct_clip(
     pixel_values: torch.Tensor,
     mask_ratio: float = 0.9,
     seed: int = 0,
-    mean: Sequence[float] = (0.485, 0.456, 0.406),
-    std: Sequence[float] = (0.229, 0.224, 0.225),
+    mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+    std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> Reconstruction:
     """Mask clips (B, T, C, H, W) with tube masking (seeded), run a `VideoMAEForPreTraining`,
     and return what to show. `mean` / `std` are the normalisation the pixels went through."""

@@ -12,11 +12,9 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..config import VideoMAEConfig
+from ..constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from ..processing import VideoMAEImageProcessor
 
-# The original code normalises with ImageNet statistics and evaluates at short side = crop.
-_IMAGENET_MEAN = [0.485, 0.456, 0.406]
-_IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def choose_class(state: dict) -> type:  # noqa: ANN001 - internal-layout state dict
@@ -59,8 +57,9 @@ def convert(args) -> int:  # noqa: ANN001
         model = cls.from_pretrained(source, **overrides)
     model.save_pretrained(out)
     height, width = model.config.image_hw
+    # The original code normalises with ImageNet statistics and evaluates at short side = crop.
     VideoMAEImageProcessor(size={"shortest_edge": min(height, width)}, crop_size={"height": height, "width": width},
-                           image_mean=_IMAGENET_MEAN, image_std=_IMAGENET_STD).save_pretrained(out)
+                           image_mean=list(IMAGENET_DEFAULT_MEAN), image_std=list(IMAGENET_DEFAULT_STD)).save_pretrained(out)
     c = model.config
     print(f"{source} ({layout} layout) -> {out}: {cls.__name__}, {model.num_parameters() / 1e6:.1f}M parameters, "
           f"hidden {c.hidden_size} x {c.num_hidden_layers} layers, {c.num_frames} frames of {height}x{width}"
