@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import VideoMAEConfig
+from .initialization import init_weights
 from .masking import check_mask, gather_tokens, pretraining_targets, split_indices
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
 from .pretrained import PreTrainedVideoMAE
@@ -205,7 +206,7 @@ class PatchEmbed(nn.Module):
 class VideoMAEModel(PreTrainedVideoMAE):
     """The encoder. Returns token features; `bool_masked_pos` drops masked tokens."""
 
-    def __init__(self, config: VideoMAEConfig) -> None:
+    def __init__(self, config: VideoMAEConfig, *, skip_init: bool = False) -> None:
         super().__init__(config)
         self.patch_embed = PatchEmbed(config)
         self.register_buffer("position_embeddings", sinusoid_table(config.num_patches, config.hidden_size),
@@ -216,7 +217,7 @@ class VideoMAEModel(PreTrainedVideoMAE):
             for rate in rates
         )
         self.norm = None if config.use_mean_pooling else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.post_init()
+        self.post_init(skip_init)
 
     def check_pixels(self, pixel_values: torch.Tensor) -> None:
         c = self.config
@@ -318,15 +319,15 @@ class VideoMAEDecoder(nn.Module):
 class VideoMAEForPreTraining(PreTrainedVideoMAE):
     """Encoder + decoder; the loss is MSE on the pixels of the masked tubelets."""
 
-    def __init__(self, config: VideoMAEConfig) -> None:
+    def __init__(self, config: VideoMAEConfig, *, skip_init: bool = False) -> None:
         super().__init__(config)
-        self.videomae = VideoMAEModel(config)
+        self.videomae = VideoMAEModel(config, skip_init=skip_init)
         self.encoder_to_decoder = nn.Linear(config.hidden_size, config.decoder_hidden_size, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
         self.register_buffer("position_embeddings",
                              sinusoid_table(config.num_patches, config.decoder_hidden_size), persistent=False)
         self.decoder = VideoMAEDecoder(config)
-        self.post_init()
+        self.post_init(skip_init)
 
     def forward(
         self,
@@ -379,13 +380,13 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
 class VideoMAEForVideoClassification(PreTrainedVideoMAE):
     """Encoder + pooling + a linear classifier (mean of tokens through fc_norm, or token 0)."""
 
-    def __init__(self, config: VideoMAEConfig) -> None:
+    def __init__(self, config: VideoMAEConfig, *, skip_init: bool = False) -> None:
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.videomae = VideoMAEModel(config)
+        self.videomae = VideoMAEModel(config, skip_init=skip_init)
         self.fc_norm = nn.LayerNorm(config.hidden_size) if config.use_mean_pooling else None
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
-        self.post_init()
+        self.post_init(skip_init)
 
     def forward_features(self, pixel_values: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, BaseModelOutput]:
         """Pooled features (B, hidden_size) fed to the classifier, and the encoder outputs."""
@@ -435,34 +436,6 @@ class VideoMAEForVideoClassification(PreTrainedVideoMAE):
         if tuple(labels.shape) != tuple(logits.shape):
             raise ValueError(f"multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-
-
-def init_weights(module: nn.Module, config: VideoMAEConfig, prefix: str = "") -> None:
-    """The original recipe's initialisation: xavier-uniform linears and patch projection,
-    unit layer norms, truncated-normal mask token and classifier. `prefix` is the module's
-    name inside the model."""
-    for name, m in module.named_modules(prefix=prefix):
-        if isinstance(m, nn.Linear):
-            if name.endswith("classifier"):
-                nn.init.trunc_normal_(m.weight, std=config.initializer_range)
-            else:
-                nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Conv3d):
-            w = m.weight
-            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, Attention) and m.q_bias is not None:
-            nn.init.zeros_(m.q_bias)
-            nn.init.zeros_(m.v_bias)
-    mask_token = getattr(module, "mask_token", None)
-    if isinstance(mask_token, nn.Parameter):
-        nn.init.trunc_normal_(mask_token, std=config.initializer_range)
 
 
 __all__ = ["VideoMAEModel", "VideoMAEForPreTraining", "VideoMAEForVideoClassification", "sinusoid_table",
