@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import checkpoint as ckpt
+from .. import checkpoint
 from ..config import VideoMAEConfig
 from ..constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from ..processing import VideoMAEImageProcessor
@@ -36,7 +36,7 @@ def convert(args) -> int:  # noqa: ANN001
         raise ValueError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise ValueError(f"{out}: folder is not empty (pass --force to write into it)")
-    state, layout = ckpt.to_internal(ckpt.read_weights(source))
+    state, layout = checkpoint.to_internal(checkpoint.read_weights(source))
     cls = choose_class(state)
     overrides: dict = {"num_frames": args.num_frames, "image_size": args.image_size}
     if args.num_attention_heads is not None:
@@ -46,7 +46,7 @@ def convert(args) -> int:  # noqa: ANN001
         overrides["id2label"] = dict(enumerate(names))
         overrides["label2id"] = {name: i for i, name in enumerate(names)}
         overrides["num_labels"] = len(names)
-    fields = ckpt.infer_config_fields(state) if layout in ("original", "internal") else {}
+    fields = checkpoint.infer_config_fields(state) if layout in ("original", "internal") else {}
     if args.labels and "num_labels" in fields and fields["num_labels"] != overrides["num_labels"]:
         raise ValueError(f"{args.labels}: {overrides['num_labels']} class names, but the checkpoint's head has "
                          f"{fields['num_labels']} outputs")
