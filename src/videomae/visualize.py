@@ -150,35 +150,39 @@ def plot_curves(
     path: str | Path,
     xlabel: str = "step",
     title: str | None = None,
+    ylim: Mapping[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Line plots, one panel per key of `panels`, one line per (name -> [(x, y), ...]).
+    Panels and lines without points are left out; `ylim` fixes a panel's y range.
 
     Example: {"pretraining loss": {"pretrain": [...]}, "test accuracy": {"pretrained": [...],
-    "scratch": [...]}}.
+    "scratch": [...]}}. Draws on matplotlib's Agg canvas directly, so no global backend changes.
     """
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    panels = {name: {k: v for k, v in series.items() if v} for name, series in panels.items()}
+    panels = {name: series for name, series in panels.items() if series} or {"(no data)": {}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
-    for ax, (panel, series) in zip(axes[0], panels.items()):
+    fig = Figure(figsize=(4.2 * len(panels), 3.2))
+    FigureCanvasAgg(fig)
+    for i, (panel, series) in enumerate(panels.items(), start=1):
+        ax = fig.add_subplot(1, len(panels), i)
         for name, points in series.items():
-            if points:
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, label=name, marker="o" if len(points) < 30 else None, markersize=3)
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, label=name, marker="o" if len(points) < 30 else None, markersize=3)
         ax.set_title(panel)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
+        if ylim and panel in ylim:
+            ax.set_ylim(*ylim[panel])
         if len(series) > 1:
             ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 

@@ -242,9 +242,9 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
                                        "top1": metrics["top1"], "top5": metrics["top5"], "loss": metrics["loss"]})
             if ctx.dist.is_main:
                 metrics["files"] = save_eval_report(ctx.out_dir, metrics, prefix="eval_")
-                from .metrics import plot_curves
+                from .metrics import plot_metrics
 
-                plot_curves(ctx.metrics.path, ctx.out_dir / "curves.png")
+                plot_metrics(ctx.metrics.path, ctx.out_dir / "curves.png")
             summary["eval"] = _public(metrics)
     return summary
 
