@@ -84,7 +84,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _expected_probs(model_dir: Path, video: Path, num_clips: int) -> torch.Tensor:
     """The mean softmax over clips, computed here with the library's pieces."""
-    from videomae.cli.inference import clip_indices
+    from videomae.pipeline import clip_indices
 
     model = VideoMAEForVideoClassification.from_pretrained(model_dir)
     processor = VideoMAEImageProcessor.from_pretrained(model_dir)

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="labels to show per video (default: 5)")
     p.add_argument("--format", choices=("table", "jsonl"), default="table",
                    help="a table, or one JSON object per video (default: table)")
+    p.add_argument("--labels", metavar="FILE", help="class names, one a line (line i = class i), shown instead of "
+                                                     "the names in the model's config.json")
     p.set_defaults(run=inference.classify)
 
     p = sub.add_parser("embed", parents=[common], help="one feature vector per video",
