@@ -110,6 +110,11 @@ _CHATTY = {"pretrain", "finetune", "evaluate", "demo"}  # their progress is logg
 def _setup_logging(debug: bool, command: str) -> None:
     level = logging.DEBUG if debug else logging.INFO if command in _CHATTY else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    # huggingface_hub prints through a handler of its own; passed on to ours as well, each of
+    # its lines (retries, warnings) came out twice.
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.disable_propagation()
     if not debug:  # third-party chatter
         for name in ("urllib3", "huggingface_hub", "filelock", "matplotlib", "PIL"):
             logging.getLogger(name).setLevel(logging.WARNING)
