@@ -87,7 +87,8 @@ def test_run_curves_are_drawn_by_plot_curves(tmp_path, monkeypatch) -> None:  # 
         {"kind": "eval", "step": 2, "top1": 0.5, "top5": 0.9}]))
     seen = []
     real = visualize.plot_curves
-    monkeypatch.setattr(visualize, "plot_curves", lambda panels, path, **kw: seen.append(panels) or real(panels, path, **kw))
+    monkeypatch.setattr(visualize, "plot_curves",
+                        lambda panels, path, **kw: seen.append(panels) or real(panels, path, **kw))
     path = plot_metrics(tmp_path, tmp_path / "curves.png")
     assert Image.open(path).size[0] > 300
     assert seen[0]["loss"] == {"train loss": [(1, 1.0), (2, 0.5)]}

@@ -58,8 +58,10 @@ def convert(args) -> int:  # noqa: ANN001
     model.save_pretrained(out)
     height, width = model.config.image_hw
     # The original code normalises with ImageNet statistics and evaluates at short side = crop.
-    VideoMAEImageProcessor(size={"shortest_edge": min(height, width)}, crop_size={"height": height, "width": width},
-                           image_mean=list(IMAGENET_DEFAULT_MEAN), image_std=list(IMAGENET_DEFAULT_STD)).save_pretrained(out)
+    processor = VideoMAEImageProcessor(size={"shortest_edge": min(height, width)},
+                                       crop_size={"height": height, "width": width},
+                                       image_mean=list(IMAGENET_DEFAULT_MEAN), image_std=list(IMAGENET_DEFAULT_STD))
+    processor.save_pretrained(out)
     c = model.config
     print(f"{source} ({layout} layout) -> {out}: {cls.__name__}, {model.num_parameters() / 1e6:.1f}M parameters, "
           f"hidden {c.hidden_size} x {c.num_hidden_layers} layers, {c.num_frames} frames of {height}x{width}"
