@@ -390,12 +390,12 @@ def run_videos(
             entry = _Pending(video.path, 0 if video.clips is None else video.clips.shape[0], video.error)
             pending.append(entry)
             start = 0
-            while video.clips is not None and start < video.clips.shape[0]:
-                take = min(batch_size - sum(c for _, c in owners), video.clips.shape[0] - start)
+            while start < entry.expected:  # a video's clips may straddle two batches
+                take = min(batch_size - sum(count for _, count in owners), entry.expected - start)
                 batch.append(video.clips[start:start + take])
                 owners.append((entry, take))
                 start += take
-                if sum(c for _, c in owners) == batch_size:
+                if sum(count for _, count in owners) == batch_size:
                     run_batch()
             yield from finished()
         if batch:
