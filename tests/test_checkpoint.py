@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 import videomae
 from original_layout import finetuned_shapes, pretraining_shapes, random_state
 from reference import compare_outputs, randomize, tiny, transformers_config
-from videomae import checkpoint as ckpt
+from videomae import checkpoint
 
 
 def _pixels(cfg: dict, batch: int = 2):
@@ -87,9 +87,9 @@ def _original_file(model_name: str, cfg: dict, path, wrap: str = "model"):
     """An original-layout .pth made from a transformers model by the inverse key mapping."""
     transformers = pytest.importorskip("transformers")
     theirs = randomize(getattr(transformers, model_name)(transformers_config(**cfg)).eval())
-    internal, layout = ckpt.to_internal(theirs.state_dict())
+    internal, layout = checkpoint.to_internal(theirs.state_dict())
     assert layout == "transformers"
-    original = ckpt.to_original(internal)
+    original = checkpoint.to_original(internal)
     if wrap == "module":
         original = {"module." + k: v for k, v in original.items()}
     torch.save({wrap: original, "epoch": 799, "args": argparse.Namespace(model="pretrain_videomae")}, path)
@@ -186,7 +186,7 @@ def test_original_config_inference_for_published_widths():
              "videomae.blocks.0.mlp.fc1.weight": torch.zeros(1536, 384),
              "videomae.blocks.0.attn.q_bias": torch.zeros(384),
              "classifier.weight": torch.zeros(174, 384)}
-    fields = ckpt.infer_config_fields(state)
+    fields = checkpoint.infer_config_fields(state)
     assert fields["num_attention_heads"] == 6 and fields["num_labels"] == 174
     assert fields["tubelet_size"] == 2 and fields["patch_size"] == 16 and fields["use_mean_pooling"]
 

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _expected_probs(model_dir: Path, video: Path, num_clips: int) -> torch.Tensor:
     """The mean softmax over clips, computed here with the library's pieces."""
-    from videomae.cli.inference import clip_indices
+    from videomae.pipeline import clip_indices
 
     model = VideoMAEForVideoClassification.from_pretrained(model_dir)
     processor = VideoMAEImageProcessor.from_pretrained(model_dir)
@@ -185,6 +186,53 @@ def test_classify_an_original_pth_warns_that_it_guesses_imagenet_statistics(asse
     assert result.returncode == 0, result.stderr
     assert "guessing the normalisation: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]" in result.stderr
     assert len(result.stdout.splitlines()) == 1
+
+
+def test_a_video_that_fails_prints_only_its_error(assets: dict[str, Path]) -> None:
+    readme = Path(__file__).parent.parent / "README.md"
+    result = videomae_here("classify", str(readme), "--model", str(assets["classifier"]), "--num-workers", "0")
+    assert result.stdout == ""  # not even the table's header
+    assert_one_line_error(result, "README.md")
+
+
+def test_classify_with_label_names_workers_and_compile(assets: dict[str, Path], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from videomae.pretrained import PreTrainedVideoMAE
+
+    compiled = []
+    monkeypatch.setattr(PreTrainedVideoMAE, "compile_blocks", lambda self: compiled.append(self) or self)
+    names = tmp_path / "names.txt"
+    names.write_text("west\neast\nnorth\nsouth\n")
+    common = [str(assets["videos"]), "--model", str(assets["classifier"]), "--format", "jsonl", "--num-clips", "2"]
+    renamed = videomae_here("classify", *common, "--labels", str(names), "--num-workers", "2", "--compile")
+    assert renamed.returncode == 0, renamed.stderr
+    assert len(compiled) == 1
+    plain = videomae_here("classify", *common, "--num-workers", "0")
+    for a, b in zip(map(json.loads, renamed.stdout.splitlines()), map(json.loads, plain.stdout.splitlines()),
+                    strict=True):
+        assert [t["id"] for t in a["top_k"]] == [t["id"] for t in b["top_k"]]
+        assert [t["score"] for t in a["top_k"]] == [t["score"] for t in b["top_k"]]  # workers change nothing
+        assert [t["label"] for t in a["top_k"]] == [["west", "east", "north", "south"][t["id"]] for t in b["top_k"]]
+    names.write_text("west\neast\n")
+    assert_one_line_error(videomae_here("classify", *common, "--labels", str(names)), "2 class names", "4 outputs")
+
+
+def test_classify_takes_the_sampling_rate_from_the_checkpoint(assets: dict[str, Path], tmp_path: Path) -> None:
+    model = tmp_path / "rate2"
+    shutil.copytree(assets["classifier"], model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "sampling_rate": 2}))
+    video = str(assets["videos"] / "clip0.mp4")  # 12 frames: rate 2 and rate 3 (4, lowered) differ
+    args = ["--format", "jsonl", "--num-clips", "1", "--num-workers", "0"]
+
+    def scores(model_dir: Path, *extra: str) -> list[float]:
+        result = videomae_here("classify", video, "--model", str(model_dir), *args, *extra)
+        assert result.returncode == 0, result.stderr
+        return [t["score"] for t in json.loads(result.stdout)["top_k"]]
+
+    assert scores(model) == scores(assets["classifier"], "--sampling-rate", "2")
+    assert scores(model) != scores(assets["classifier"])
+    assert scores(model, "--sampling-rate", "3") == scores(assets["classifier"])
 
 
 # --------------------------------------------------------------------------- embed
@@ -293,6 +341,8 @@ def test_pretrain_then_evaluate_from_the_command_line(assets: dict[str, Path], t
     assert summary["step"] == 2 and Path(summary["model_dir"]).is_dir()
     saved = json.loads((tmp_path / "run" / "options.json").read_text())
     assert saved["epochs"] == 5 and saved["mask_ratio"] == 0.75  # file < flags
+    # the saved model says how its clips were sampled; `classify` and `embed` use it
+    assert json.loads((Path(summary["model_dir"]) / "config.json").read_text())["sampling_rate"] == 2
 
     result = videomae_here("evaluate", "--model", str(assets["classifier"]), "--data", str(tmp_path / "list.txt"),
                            "--output-dir", str(tmp_path / "eval"), "--device", "cpu", "--num-workers", "0",

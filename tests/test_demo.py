@@ -21,6 +21,10 @@ def test_quick_demo_writes_everything(tmp_path: Path) -> None:
                              "--device", "cpu", "--seed", "1"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "pretrained, then fine-tuned" in result.stdout and "from scratch" in result.stdout
+    # readable progress: no per-class table at each evaluation during training (one at the end of
+    # each fine-tuning and one on the test set), the unused decoder in one line, not by name
+    assert result.stderr.count("per-class accuracy") == 4, result.stderr
+    assert "pretraining decoder's" in result.stderr and "decoder.blocks.0" not in result.stderr
 
     results = json.loads((out / "results.json").read_text())
     assert set(results["test_accuracy"]) == {"pretrained", "scratch"}

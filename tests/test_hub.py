@@ -29,6 +29,7 @@ def fake_hub(tmp_path, monkeypatch):
         return str(target)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setattr(videomae.hub, "hub_reachable", lambda *a: True)  # the stand-in needs no network
     return remote, calls
 
 
@@ -61,3 +62,54 @@ def test_hub_repo_without_config_is_named(fake_hub):
     (remote / "org" / "empty").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="'org/empty' has no file config.json"):
         videomae.VideoMAEModel.from_pretrained("org/empty")
+
+
+# --------------------------------------------------------------------------- no network
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound, never listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_hub_fails_within_two_seconds(tmp_path, monkeypatch, caplog):
+    """Without network, huggingface_hub retried 5 times with back-off (about 25 s); one short
+    connection attempt now says 'offline' at once, and the cache is still used."""
+    import logging
+    import time
+
+    from huggingface_hub import constants
+
+    from videomae import hub
+
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_probes", {})
+    start = time.perf_counter()
+    with caplog.at_level(logging.WARNING), pytest.raises(OSError, match="'nothere' is not a local folder.*"
+                                                          "could not be reached"):
+        hub.resolve_file("nothere", "config.json", cache_dir=tmp_path)
+    assert time.perf_counter() - start < 2.0
+    assert not [r for r in caplog.records if "Retry" in r.getMessage()]
+
+
+def test_names_that_cannot_be_hub_ids_fail_at_once(monkeypatch):
+    from videomae import hub
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a: pytest.fail("no hub lookup for a path"))
+    for name in ("runs/pretrain/model", "./model", "a--b", "a/b..c", "model-", "x" * 97):
+        with pytest.raises(FileNotFoundError, match="no such file or folder"):
+            hub.resolve_file(name, "config.json")
+
+
+def test_the_cli_prints_hub_log_lines_once(tmp_path):
+    """huggingface_hub has its own handler; the CLI's logging set-up must not repeat its lines."""
+    import subprocess
+    import sys
+
+    code = ("import logging, huggingface_hub.file_download; from videomae.cli import _setup_logging; "
+            "_setup_logging(False, 'classify'); "
+            "logging.getLogger('huggingface_hub.file_download').warning('Retrying in 1s')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stderr.count("Retrying in 1s") == 1, result.stderr

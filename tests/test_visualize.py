@@ -73,3 +73,23 @@ def test_plot_curves(tmp_path) -> None:  # noqa: ANN001
                        tmp_path / "curves.png", title="t")
     image = Image.open(path)
     assert image.size[0] > image.size[1] > 100
+
+
+def test_run_curves_are_drawn_by_plot_curves(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """train.metrics.plot_metrics reads a run's metrics and hands them to the one plot_curves."""
+    import json
+
+    from videomae import visualize
+    from videomae.train.metrics import plot_metrics
+
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"kind": "train", "step": 1, "loss": 1.0, "lr": 0.1}, {"kind": "train", "step": 2, "loss": 0.5, "lr": 0.2},
+        {"kind": "eval", "step": 2, "top1": 0.5, "top5": 0.9}]))
+    seen = []
+    real = visualize.plot_curves
+    monkeypatch.setattr(visualize, "plot_curves",
+                        lambda panels, path, **kw: seen.append(panels) or real(panels, path, **kw))
+    path = plot_metrics(tmp_path, tmp_path / "curves.png")
+    assert Image.open(path).size[0] > 300
+    assert seen[0]["loss"] == {"train loss": [(1, 1.0), (2, 0.5)]}
+    assert seen[0]["accuracy"]["eval top-1"] == [(2, 0.5)]

@@ -193,10 +193,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def _device_name(device: str) -> str:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
+    from .devices import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        return torch.cuda.get_device_name(resolved)
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -209,17 +210,15 @@ def _device_name(device: str) -> str:
 
 
 def _pictures(out: Path, data: Any, pretrained_dir: str, recipe: DemoRecipe, seed: int, visualize: Any) -> list[Path]:
-    from .cli.inference import load_clips, load_processor
     from .modeling import VideoMAEForPreTraining
+    from .pipeline import load_clips, load_processor
     from .train.metrics import read_metrics
 
     model = VideoMAEForPreTraining.from_pretrained(pretrained_dir)
     processor = load_processor(pretrained_dir, model.config)
     first_test = (data.root / data.list_path("test").read_text().split()[0])
-    clip = load_clips(first_test, processor, model.config.num_frames, recipe.sampling_rate, 1)
-    if clip.error is not None:
-        raise ValueError(clip.error)
-    rec = visualize.reconstruct_clip(model, clip.pixel_values, recipe.pretrain["mask_ratio"], seed,
+    pixels = load_clips(first_test, processor, model.config.num_frames, recipe.sampling_rate, 1)
+    rec = visualize.reconstruct_clip(model, pixels, recipe.pretrain["mask_ratio"], seed,
                                      processor.image_mean, processor.image_std)
     png = visualize.save_reconstruction_png(rec, out / "reconstruction.png")
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
+from .constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 
 def _check_ratio(mask_ratio: float) -> None:

@@ -15,8 +15,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import VideoMAEConfig
-from .masking import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, check_mask, gather_tokens, pretraining_targets, \
-    split_indices
+from .constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from .initialization import init_weights
+from .masking import check_mask, gather_tokens, pretraining_targets, split_indices
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
 from .pretrained import PreTrainedVideoMAE
 
@@ -206,7 +207,7 @@ class PatchEmbed(nn.Module):
 class VideoMAEModel(PreTrainedVideoMAE):
     """The encoder. Returns token features; `bool_masked_pos` drops masked tokens."""
 
-    def __init__(self, config: VideoMAEConfig) -> None:
+    def __init__(self, config: VideoMAEConfig, *, skip_init: bool = False) -> None:
         super().__init__(config)
         self.patch_embed = PatchEmbed(config)
         self.register_buffer("position_embeddings", sinusoid_table(config.num_patches, config.hidden_size),
@@ -217,7 +218,7 @@ class VideoMAEModel(PreTrainedVideoMAE):
             for rate in rates
         )
         self.norm = None if config.use_mean_pooling else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.post_init()
+        self.post_init(skip_init)
 
     def check_pixels(self, pixel_values: torch.Tensor) -> None:
         c = self.config
@@ -321,9 +322,9 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
     `image_mean` / `image_std` to the statistics the inputs were normalised with when they
     are not ImageNet's."""
 
-    def __init__(self, config: VideoMAEConfig) -> None:
+    def __init__(self, config: VideoMAEConfig, *, skip_init: bool = False) -> None:
         super().__init__(config)
-        self.videomae = VideoMAEModel(config)
+        self.videomae = VideoMAEModel(config, skip_init=skip_init)
         self.encoder_to_decoder = nn.Linear(config.hidden_size, config.decoder_hidden_size, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
         self.register_buffer("position_embeddings",
@@ -332,7 +333,7 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
         # The statistics pixel_values are normalised with; targets are un-normalised with them.
         self.image_mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
         self.image_std: tuple[float, ...] = IMAGENET_DEFAULT_STD
-        self.post_init()
+        self.post_init(skip_init)
 
     def forward(
         self,
@@ -385,13 +386,13 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
 class VideoMAEForVideoClassification(PreTrainedVideoMAE):
     """Encoder + pooling + a linear classifier (mean of tokens through fc_norm, or token 0)."""
 
-    def __init__(self, config: VideoMAEConfig) -> None:
+    def __init__(self, config: VideoMAEConfig, *, skip_init: bool = False) -> None:
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.videomae = VideoMAEModel(config)
+        self.videomae = VideoMAEModel(config, skip_init=skip_init)
         self.fc_norm = nn.LayerNorm(config.hidden_size) if config.use_mean_pooling else None
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
-        self.post_init()
+        self.post_init(skip_init)
 
     def forward_features(self, pixel_values: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, BaseModelOutput]:
         """Pooled features (B, hidden_size) fed to the classifier, and the encoder outputs."""
@@ -441,34 +442,6 @@ class VideoMAEForVideoClassification(PreTrainedVideoMAE):
         if tuple(labels.shape) != tuple(logits.shape):
             raise ValueError(f"multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-
-
-def init_weights(module: nn.Module, config: VideoMAEConfig, prefix: str = "") -> None:
-    """The original recipe's initialisation: xavier-uniform linears and patch projection,
-    unit layer norms, truncated-normal mask token and classifier. `prefix` is the module's
-    name inside the model."""
-    for name, m in module.named_modules(prefix=prefix):
-        if isinstance(m, nn.Linear):
-            if name.endswith("classifier"):
-                nn.init.trunc_normal_(m.weight, std=config.initializer_range)
-            else:
-                nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Conv3d):
-            w = m.weight
-            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, Attention) and m.q_bias is not None:
-            nn.init.zeros_(m.q_bias)
-            nn.init.zeros_(m.v_bias)
-    mask_token = getattr(module, "mask_token", None)
-    if isinstance(mask_token, nn.Parameter):
-        nn.init.trunc_normal_(mask_token, std=config.initializer_range)
 
 
 __all__ = ["VideoMAEModel", "VideoMAEForPreTraining", "VideoMAEForVideoClassification", "sinusoid_table",

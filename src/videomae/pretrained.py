@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
 from typing import Any, TypeVar
-from collections.abc import Iterator
 
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from . import checkpoint as ckpt
+from . import checkpoint
 from .config import CONFIG_NAME, VideoMAEConfig
 from .hub import resolve_file
+from .initialization import init_weights
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound="PreTrainedVideoMAE")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
-_skip_init = False
-
-
-@contextlib.contextmanager
-def _no_init() -> Iterator[None]:
-    """Skip the weight initialisation pass while building a model that is about to be loaded."""
-    global _skip_init
-    previous, _skip_init = _skip_init, True
-    try:
-        yield
-    finally:
-        _skip_init = previous
+_DECODER_KEYS = ("decoder.", "encoder_to_decoder.", "mask_token")  # internal names of the pretraining decoder
 
 
 def _parse_size(size: int | str) -> int:
@@ -55,10 +43,11 @@ class PreTrainedVideoMAE(nn.Module):
         self.config = config
         self.gradient_checkpointing = False
 
-    def post_init(self) -> None:
-        if not _skip_init:
-            from .modeling import init_weights
-
+    def post_init(self, skip_init: bool = False) -> None:
+        """Initialise every weight, last thing in a model's constructor. `skip_init`: the model
+        is built to have a checkpoint loaded into it (from_pretrained), which makes the pass
+        wasted work; what the checkpoint lacks is initialised when it is loaded."""
+        if not skip_init:
             init_weights(self, self.config)
 
     # ----------------------------------------------------------------------------- helpers
@@ -109,12 +98,12 @@ class PreTrainedVideoMAE(nn.Module):
     def compile_blocks(self, **compile_kwargs: Any) -> PreTrainedVideoMAE:
         """torch.compile each transformer block in place (regional compilation): the blocks
         hold nearly all the work, compile once (they share code and shapes), and the Python
-        around them (mask checks, gathers) stays eager. Returns self."""
-        from .modeling import Block
-
+        around them (mask checks, gathers) stays eager. The blocks are the members of the
+        models' `nn.ModuleList`s (encoder and decoder `blocks`). Returns self."""
         for module in self.modules():
-            if isinstance(module, Block):
-                module.compile(**compile_kwargs)
+            if isinstance(module, nn.ModuleList):
+                for block in module:
+                    block.compile(**compile_kwargs)
         return self
 
     @property
@@ -137,11 +126,11 @@ class PreTrainedVideoMAE(nn.Module):
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{folder}: expected a directory to save the model in, found a file")
         folder.mkdir(parents=True, exist_ok=True)
-        state = ckpt.to_transformers(self.internal_state_dict(), with_prefix=bool(self._prefix == ""))
+        state = checkpoint.to_transformers(self.internal_state_dict(), with_prefix=bool(self._prefix == ""))
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
         config = self.config.copy()
         config.extra["architectures"] = [type(self).__name__]
-        for stale in ckpt.WEIGHT_NAMES:
+        for stale in checkpoint.WEIGHT_NAMES:
             (folder / stale).unlink(missing_ok=True)
         shards = self._shards(state, _parse_size(max_shard_size) if max_shard_size else None)
         ext = "safetensors" if safe_serialization else "bin"
@@ -210,26 +199,26 @@ class PreTrainedVideoMAE(nn.Module):
             sibling = source.parent / CONFIG_NAME
             config_path = sibling if sibling.is_file() else None
         elif source.is_dir():
-            weights_path = ckpt.find_weights(source)
+            weights_path = checkpoint.find_weights(source)
             config_path = resolve_file(source, CONFIG_NAME, required=config is None)
         elif name.endswith(_WEIGHT_SUFFIXES):
             raise FileNotFoundError(f"{name}: no such checkpoint file")
         else:
             config_path = resolve_file(name, CONFIG_NAME, required=config is None, **hub)
             weights_path = None
-            for weights_name in ckpt.WEIGHT_NAMES:
+            for weights_name in checkpoint.WEIGHT_NAMES:
                 weights_path = resolve_file(name, weights_name, required=False, **hub)
                 if weights_path is not None:
                     break
             if weights_path is None:
-                raise FileNotFoundError(f"hub repo {name!r} has none of {', '.join(ckpt.WEIGHT_NAMES)}")
+                raise FileNotFoundError(f"hub repo {name!r} has none of {', '.join(checkpoint.WEIGHT_NAMES)}")
         fetch = None
         if not source.exists():  # a hub repo: shards named by an index are downloaded one by one
             def fetch(shard: str) -> Path | None:
                 return resolve_file(name, shard, **hub)
-        raw = ckpt.read_weights(weights_path, fetch)
+        raw = checkpoint.read_weights(weights_path, fetch)
         try:
-            state, layout = ckpt.to_internal(raw)
+            state, layout = checkpoint.to_internal(raw)
         except ValueError as err:
             raise ValueError(f"{weights_path}: {err}") from None
 
@@ -238,12 +227,11 @@ class PreTrainedVideoMAE(nn.Module):
         elif config_path is not None:
             config = VideoMAEConfig.from_json_file(config_path, **config_overrides)
         elif layout in ("original", "internal"):
-            config = VideoMAEConfig.from_dict(ckpt.infer_config_fields(state), **config_overrides)
+            config = VideoMAEConfig.from_dict(checkpoint.infer_config_fields(state), **config_overrides)
         else:
             raise FileNotFoundError(f"{weights_path}: no config.json beside it; pass config=VideoMAEConfig(...)")
 
-        with _no_init():
-            model = cls(config)
+        model = cls(config, skip_init=True)
         info = model.load_internal_state_dict(state, ignore_mismatched_sizes, str(weights_path))
         if torch_dtype is not None and torch_dtype != "auto":
             model = model.to(getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype)
@@ -254,8 +242,6 @@ class PreTrainedVideoMAE(nn.Module):
         self, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool = False, source: str = "checkpoint"
     ) -> dict[str, list]:
         """Load internal-layout weights; initialise what is missing and say so by name."""
-        from .modeling import init_weights
-
         own = self.internal_state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -285,7 +271,11 @@ class PreTrainedVideoMAE(nn.Module):
         if fresh:
             logger.warning("%s: weights of %s not in the checkpoint, newly initialised (train before use): %s",
                            source, type(self).__name__, ", ".join(fresh))
-        if unexpected:
+        decoder = [k for k in unexpected if k.startswith(_DECODER_KEYS)]
+        if decoder and len(decoder) == len(unexpected):  # a pretraining checkpoint, loaded to fine-tune
+            logger.info("%s: the pretraining decoder's %d weights are not used: %s keeps the encoder only",
+                        source, len(decoder), type(self).__name__)
+        elif unexpected:
             logger.info("%s: checkpoint weights not used by %s: %s", source, type(self).__name__,
                         ", ".join(unexpected))
         return {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched}

@@ -26,6 +26,7 @@ import torch
 
 from . import transforms as T
 from .config import CONFIG_NAME as MODEL_CONFIG_NAME
+from .constants import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD
 from .inputs import as_clips, concat_clips
 from .masking import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .sampling import multi_clip_indices
@@ -36,8 +37,6 @@ __all__ = ["BatchFeature", "VideoMAEImageProcessor", "VideoMAEFeatureExtractor",
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "preprocessor_config.json"
-IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
-IMAGENET_STANDARD_STD = (0.5, 0.5, 0.5)
 # PIL.Image.Resampling values, as stored in preprocessor_config.json, and the filters that match them.
 _RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
 _SIZE_KEYS = ({"shortest_edge"}, {"shortest_edge", "longest_edge"}, {"height", "width"}, {"max_height", "max_width"})

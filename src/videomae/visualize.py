@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .masking import Reconstruction, reconstruct, tube_mask
 
 ROWS = ("original", "masked", "reconstruction")
@@ -29,8 +30,8 @@ def reconstruct_clip(
     pixel_values: torch.Tensor,
     mask_ratio: float = 0.9,
     seed: int = 0,
-    mean: Sequence[float] = (0.485, 0.456, 0.406),
-    std: Sequence[float] = (0.229, 0.224, 0.225),
+    mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+    std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> Reconstruction:
     """Mask clips (B, T, C, H, W) with tube masking (seeded), run a `VideoMAEForPreTraining`,
     and return what to show. `mean` / `std` are the normalisation the pixels went through."""
@@ -149,35 +150,39 @@ def plot_curves(
     path: str | Path,
     xlabel: str = "step",
     title: str | None = None,
+    ylim: Mapping[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Line plots, one panel per key of `panels`, one line per (name -> [(x, y), ...]).
+    Panels and lines without points are left out; `ylim` fixes a panel's y range.
 
     Example: {"pretraining loss": {"pretrain": [...]}, "test accuracy": {"pretrained": [...],
-    "scratch": [...]}}.
+    "scratch": [...]}}. Draws on matplotlib's Agg canvas directly, so no global backend changes.
     """
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    panels = {name: {k: v for k, v in series.items() if v} for name, series in panels.items()}
+    panels = {name: series for name, series in panels.items() if series} or {"(no data)": {}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
-    for ax, (panel, series) in zip(axes[0], panels.items()):
+    fig = Figure(figsize=(4.2 * len(panels), 3.2))
+    FigureCanvasAgg(fig)
+    for i, (panel, series) in enumerate(panels.items(), start=1):
+        ax = fig.add_subplot(1, len(panels), i)
         for name, points in series.items():
-            if points:
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, label=name, marker="o" if len(points) < 30 else None, markersize=3)
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, label=name, marker="o" if len(points) < 30 else None, markersize=3)
         ax.set_title(panel)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
+        if ylim and panel in ylim:
+            ax.set_ylim(*ylim[panel])
         if len(series) > 1:
             ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="labels to show per video (default: 5)")
     p.add_argument("--format", choices=("table", "jsonl"), default="table",
                    help="a table, or one JSON object per video (default: table)")
+    p.add_argument("--labels", metavar="FILE", help="class names, one a line (line i = class i), shown instead of "
+                                                     "the names in the model's config.json")
     p.set_defaults(run=inference.classify)
 
     p = sub.add_parser("embed", parents=[common], help="one feature vector per video",
@@ -114,6 +116,11 @@ _CHATTY = {"pretrain", "finetune", "evaluate", "demo"}  # their progress is logg
 def _setup_logging(debug: bool, command: str) -> None:
     level = logging.DEBUG if debug else logging.INFO if command in _CHATTY else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    # huggingface_hub prints through a handler of its own; passed on to ours as well, each of
+    # its lines (retries, warnings) came out twice.
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.disable_propagation()
     if not debug:  # third-party chatter
         for name in ("urllib3", "huggingface_hub", "filelock", "matplotlib", "PIL"):
             logging.getLogger(name).setLevel(logging.WARNING)

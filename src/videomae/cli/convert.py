@@ -10,13 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import checkpoint as ckpt
+from .. import checkpoint
 from ..config import VideoMAEConfig
+from ..constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from ..processing import VideoMAEImageProcessor
 
-# The original code normalises with ImageNet statistics and evaluates at short side = crop.
-_IMAGENET_MEAN = [0.485, 0.456, 0.406]
-_IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def choose_class(state: dict) -> type:  # noqa: ANN001 - internal-layout state dict
@@ -38,7 +36,7 @@ def convert(args) -> int:  # noqa: ANN001
         raise ValueError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise ValueError(f"{out}: folder is not empty (pass --force to write into it)")
-    state, layout = ckpt.to_internal(ckpt.read_weights(source))
+    state, layout = checkpoint.to_internal(checkpoint.read_weights(source))
     cls = choose_class(state)
     overrides: dict = {"num_frames": args.num_frames, "image_size": args.image_size}
     if args.num_attention_heads is not None:
@@ -48,7 +46,7 @@ def convert(args) -> int:  # noqa: ANN001
         overrides["id2label"] = dict(enumerate(names))
         overrides["label2id"] = {name: i for i, name in enumerate(names)}
         overrides["num_labels"] = len(names)
-    fields = ckpt.infer_config_fields(state) if layout in ("original", "internal") else {}
+    fields = checkpoint.infer_config_fields(state) if layout in ("original", "internal") else {}
     if args.labels and "num_labels" in fields and fields["num_labels"] != overrides["num_labels"]:
         raise ValueError(f"{args.labels}: {overrides['num_labels']} class names, but the checkpoint's head has "
                          f"{fields['num_labels']} outputs")
@@ -59,8 +57,11 @@ def convert(args) -> int:  # noqa: ANN001
         model = cls.from_pretrained(source, **overrides)
     model.save_pretrained(out)
     height, width = model.config.image_hw
-    VideoMAEImageProcessor(size={"shortest_edge": min(height, width)}, crop_size={"height": height, "width": width},
-                           image_mean=_IMAGENET_MEAN, image_std=_IMAGENET_STD).save_pretrained(out)
+    # The original code normalises with ImageNet statistics and evaluates at short side = crop.
+    processor = VideoMAEImageProcessor(size={"shortest_edge": min(height, width)},
+                                       crop_size={"height": height, "width": width},
+                                       image_mean=list(IMAGENET_DEFAULT_MEAN), image_std=list(IMAGENET_DEFAULT_STD))
+    processor.save_pretrained(out)
     c = model.config
     print(f"{source} ({layout} layout) -> {out}: {cls.__name__}, {model.num_parameters() / 1e6:.1f}M parameters, "
           f"hidden {c.hidden_size} x {c.num_hidden_layers} layers, {c.num_frames} frames of {height}x{width}"

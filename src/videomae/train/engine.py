@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from . import distributed as dist_utils
 from .distributed import DistInfo
 from .failures import FailureLedger
@@ -66,8 +67,8 @@ class Loop:
     max_steps: int | None = None
     clip_grad: float | None = None
     autocast_dtype: torch.dtype | None = None
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD
     log_every: int = 10
     progress: bool = True
     on_step: Callable[[TrainState], None] | None = None  # checkpointing, called after every step

@@ -23,6 +23,7 @@ from ..data.mixup import Mixup, soft_cross_entropy
 from ..data.sampler import MIXUP, ResumableSampler, sample_seed
 from ..data.threads import ThreadedChunks
 from ..modeling import VideoMAEForPreTraining, VideoMAEForVideoClassification
+from ..pipeline import SAMPLING_RATE_KEY
 from . import checkpointing as ckpt
 from .engine import TrainState, classification_metrics, evaluate as evaluate_views, report_failures
 from .failures import check_paths
@@ -166,6 +167,7 @@ def pretrain(options: PretrainOptions | dict | str | None = None, /, *, config_f
         model = build_model(VideoMAEForPreTraining, options, extra)
         model.image_mean, model.image_std = options.mean, options.std  # targets un-normalise with the run's
         config = model.config
+        config.extra[SAMPLING_RATE_KEY] = options.sampling_rate  # saved with the model, for classify / embed
         records, _ = load_records(options.data, options.data_root, labeled=False)
         check_paths([r.path for r in records])  # a wrong data_root fails here, not after an epoch of nothing
         dataset = _train_dataset(records, config, options, ctx.dist.device)
@@ -230,6 +232,7 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
             "num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()},
             "drop_path_rate": options.drop_path, "use_mean_pooling": True}, ignore_mismatched_sizes=True)
         config = model.config
+        config.extra[SAMPLING_RATE_KEY] = options.sampling_rate  # saved with the model, for classify / embed
         dataset = _train_dataset(records, config, options, ctx.dist.device)
         size = _square_size(config)
         collate = TrainCollate((config.num_frames, config.num_channels, size, size), None, options.seed)
@@ -255,7 +258,8 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
             if not (eval_records and options.eval_every and state.epoch % options.eval_every == 0
                     and state.epoch < options.epochs):
                 return None
-            metrics = run_evaluation(ctx, model, eval_records, options, config, progress=options.progress)
+            metrics = run_evaluation(ctx, model, eval_records, options, config, progress=options.progress,
+                                     per_class_table=False)
             ctx.metrics.write("eval", {"step": state.step, "epoch": state.epoch, "top1": metrics["top1"],
                                        "top5": metrics["top5"], "loss": metrics["loss"]})
             model.train()
@@ -272,17 +276,18 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
                                        "top1": metrics["top1"], "top5": metrics["top5"], "loss": metrics["loss"]})
             if ctx.dist.is_main:
                 metrics["files"] = save_eval_report(ctx.out_dir, metrics, prefix="eval_")
-                from .metrics import plot_curves
+                from .metrics import plot_metrics
 
-                plot_curves(ctx.metrics.path, ctx.out_dir / "curves.png")
+                plot_metrics(ctx.metrics.path, ctx.out_dir / "curves.png")
             summary["eval"] = _public(metrics)
     return summary
 
 
 # --------------------------------------------------------------------------- evaluation
 def run_evaluation(ctx: RunContext, model: nn.Module, records: list[VideoRecord], options: Any,
-                   config: VideoMAEConfig, progress: bool = True) -> dict[str, Any]:
-    """Multi-view top-1 / top-5 and the per-class report of `model` on `records`."""
+                   config: VideoMAEConfig, progress: bool = True, per_class_table: bool = True) -> dict[str, Any]:
+    """Multi-view top-1 / top-5 and the per-class report of `model` on `records`; the per-class
+    table is logged unless `per_class_table` is False (the evaluations during training)."""
     size = _square_size(config)
     dataset = MultiViewDataset(records, config.num_frames, options.sampling_rate, size, options.eval_num_clips,
                                options.eval_num_crops, getattr(options, "short_side", None) if
@@ -305,7 +310,8 @@ def run_evaluation(ctx: RunContext, model: nn.Module, records: list[VideoRecord]
     metrics["num_views"] = dataset.num_views
     logger.info("evaluation on %d videos (%d views each): top-1 %.4f, top-5 %.4f, mean class accuracy %.4f",
                 metrics["num_videos"], dataset.num_views, metrics["top1"], metrics["top5"], metrics["mean_class_acc"])
-    logger.info("per-class accuracy:\n%s", format_per_class(metrics))
+    if per_class_table:
+        logger.info("per-class accuracy:\n%s", format_per_class(metrics))
     return metrics
 
 

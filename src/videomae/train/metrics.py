@@ -68,51 +68,29 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike) -> Path | None:
-    """Loss (and accuracy, when there is any) against the optimizer step, as a PNG. Uses the
-    Agg canvas directly, so no global matplotlib backend is changed."""
+def plot_metrics(metrics_path: str | os.PathLike, png_path: str | os.PathLike) -> Path | None:
+    """A run's curves as a PNG: training loss, learning rate and (when there is any) accuracy
+    against the optimizer step. None when there is nothing to plot or no matplotlib."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError:
         logger.warning("matplotlib is not installed: no %s", png_path)
         return None
+    from ..visualize import plot_curves
 
     records = read_metrics(metrics_path)
     train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
     if not train:
         return None
-    acc_train = [r for r in train if r.get("train_acc") is not None]
-    acc_eval = [r for r in records if r.get("kind") == "eval" and r.get("top1") is not None]
-    panels = 2 if (acc_train or acc_eval) else 1
-    fig = Figure(figsize=(6 * panels, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, panels, 1)
-    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", lw=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    lr_ax = ax.twinx()
-    lr_ax.plot([r["step"] for r in train], [r["lr"] for r in train], color="tab:gray", lw=0.8, ls="--", label="lr")
-    lr_ax.set_ylabel("learning rate")
-    lines = ax.get_lines() + lr_ax.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="upper right")
-    if panels == 2:
-        acc = fig.add_subplot(1, 2, 2)
-        if acc_train:
-            acc.plot([r["step"] for r in acc_train], [r["train_acc"] for r in acc_train], label="train acc", lw=1)
-        if acc_eval:
-            acc.plot([r["step"] for r in acc_eval], [r["top1"] for r in acc_eval], "o-", label="eval top-1")
-            acc.plot([r["step"] for r in acc_eval], [r["top5"] for r in acc_eval], "s--", label="eval top-5")
-        acc.set_xlabel("step")
-        acc.set_ylabel("accuracy")
-        acc.set_ylim(0, 1.02)
-        acc.grid(alpha=0.3)
-        acc.legend(loc="lower right")
-    fig.tight_layout()
-    png_path = Path(png_path)
-    fig.savefig(png_path)
-    return png_path
+    evals = [r for r in records if r.get("kind") == "eval" and r.get("top1") is not None]
+
+    def series(rows: list[dict[str, Any]], key: str) -> list[tuple[float, float]]:
+        return [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+
+    panels = {"loss": {"train loss": series(train, "loss")}, "learning rate": {"lr": series(train, "lr")},
+              "accuracy": {"train acc": series(train, "train_acc"), "eval top-1": series(evals, "top1"),
+                           "eval top-5": series(evals, "top5")}}
+    return plot_curves(panels, png_path, ylim={"accuracy": (0.0, 1.02)})
 
 
 def save_eval_report(folder: str | os.PathLike, metrics: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -149,4 +127,4 @@ def format_per_class(metrics: dict[str, Any], limit: int = 50) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MetricsWriter", "read_metrics", "plot_curves", "save_eval_report", "format_per_class", "METRICS_NAME"]
+__all__ = ["MetricsWriter", "read_metrics", "plot_metrics", "save_eval_report", "format_per_class", "METRICS_NAME"]

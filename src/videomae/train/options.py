@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 OptionsT = TypeVar("OptionsT", bound="BaseOptions")
 
 
@@ -117,8 +119,8 @@ class ClipOptions(BaseOptions):
     num_frames: int | None = _opt(None, "frames per clip (default: the model config's num_frames)")
     sampling_rate: int = _opt(4, "take every N-th frame of the video (4 on Kinetics, 2 on Something-Something)")
     image_size: int | None = _opt(None, "side of the square crops fed to the model (default: the model config's)")
-    mean: tuple[float, float, float] = _opt((0.485, 0.456, 0.406), "per-channel normalisation mean (ImageNet)")
-    std: tuple[float, float, float] = _opt((0.229, 0.224, 0.225), "per-channel normalisation std (ImageNet)")
+    mean: tuple[float, float, float] = _opt(IMAGENET_DEFAULT_MEAN, "per-channel normalisation mean (ImageNet)")
+    std: tuple[float, float, float] = _opt(IMAGENET_DEFAULT_STD, "per-channel normalisation std (ImageNet)")
     frame_stride: int | None = _opt(None, "the videos keep every N-th source frame (`videomae prep --frame-stride`); "
                                           "None: read it from the prep.json that `videomae prep` writes, else 1")
     decoder: str = _opt("pyav", "'pyav' (CPU, worker processes) or 'nvdec' (GPU decoding in threads of the training "

@@ -27,7 +27,7 @@ from . import distributed as dist_utils
 from .distributed import DistInfo
 from .engine import Loop, LossFn, TrainState, train_one_epoch
 from .failures import FailureLedger
-from .metrics import MetricsWriter, plot_curves
+from .metrics import MetricsWriter, plot_metrics
 from .optim import CosineSchedule, build_optimizer, scaled_lr
 from .options import BaseOptions, TrainOptions
 
@@ -324,7 +324,7 @@ def fit(
     result.state = state
     result.stopped_early = state.epoch < options.epochs
     if dist.is_main and ctx.metrics.path.is_file():
-        plot_curves(ctx.metrics.path, ctx.out_dir / "curves.png")
+        plot_metrics(ctx.metrics.path, ctx.out_dir / "curves.png")
     dist_utils.barrier()
     return result
 

@@ -1,0 +1,49 @@
+"""Where a model runs and in what precision: one resolution for the CLI, the inference
+pipeline and training (single process or one GPU per torchrun process)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+    """'auto' -> this process's GPU when CUDA is available, else the CPU; 'cuda' -> the GPU of
+    `local_rank` (0 outside torchrun); 'cpu', 'cuda:N' as given."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available here; use cpu")
+    return device
+
+
+def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """'auto' -> bfloat16 on CUDA, float32 elsewhere; else float32, bfloat16 or float16."""
+    if isinstance(name, torch.dtype):
+        return name
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in _DTYPES:
+        raise ValueError(f"dtype {name!r}: expected auto, {', '.join(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed precision in `dtype`, or nothing for float32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+__all__ = ["resolve_device", "resolve_dtype", "autocast"]

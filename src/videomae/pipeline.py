@@ -1,0 +1,478 @@
+"""A model applied to many video files: `classify_videos` and `embed_videos`.
+
+    paths -> [worker processes: decode uniform clips, resize and crop, uint8]
+          -> [this process: pack clips of several videos into batches of `batch_size`,
+              normalise on the model's device, run the model]
+          -> one `VideoResult` per video, averaged over its clips, in the order of `paths`
+
+Decoding is the slow part, so it runs in a torch DataLoader's worker processes (PyAV holds
+the GIL for part of its work, so threads did not scale); clips travel between processes as
+uint8, a quarter of the bytes of float32. A video that cannot be read becomes a result
+with an `error`, in its place in the order: one bad file never stops the run.
+
+Decoding is pluggable: `decoder=` takes any function with `read_video`'s signature (path,
+frame-index picker -> (frames, H, W, 3) uint8), e.g. a GPU decoder; clip selection stays here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .config import CONFIG_NAME, VideoMAEConfig
+from .devices import autocast, resolve_device, resolve_dtype
+from .hub import resolve_file
+from .processing import VideoMAEImageProcessor, guess_processor
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SAMPLING_RATE = 4  # the paper's Kinetics setting; used when a checkpoint records none
+SAMPLING_RATE_KEY = "sampling_rate"  # in config.json: the frame stride the model was trained with
+
+_READ_ERRORS = (ValueError, OSError, RuntimeError)  # VideoDecodeError is a ValueError
+
+
+# --------------------------------------------------------------------------- loading models
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence the loader's missing / unused weight messages where the caller checks the
+    loading info itself and says what is wrong in its own words."""
+    loader = logging.getLogger("videomae.pretrained")
+    previous = loader.level
+    loader.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        loader.setLevel(previous)
+
+
+def model_architectures(model: str, offline: bool = False) -> list[str]:
+    """The `architectures` recorded in a model's config.json ([] for a .pth or none recorded)."""
+    if Path(model).is_file():
+        sibling = Path(model).parent / CONFIG_NAME
+        return list(VideoMAEConfig.from_json_file(sibling).extra.get("architectures", [])) if sibling.is_file() else []
+    path = resolve_file(model, CONFIG_NAME, required=False, local_files_only=offline)
+    if path is None:
+        return []
+    return list(VideoMAEConfig.from_json_file(path).extra.get("architectures", []))
+
+
+def load_processor(model: str, config: VideoMAEConfig, offline: bool = False) -> VideoMAEImageProcessor:
+    """The model's preprocessor_config.json, or a guess at the model's size, with a warning
+    (ImageNet's statistics for an original checkpoint, transformers' 0.5 otherwise)."""
+    folder = Path(model).parent if Path(model).is_file() else model
+    try:
+        return VideoMAEImageProcessor.from_pretrained(folder, local_files_only=offline)
+    except (OSError, ValueError) as err:
+        return guess_processor(model, config.image_hw, str(err))
+
+
+def load_classifier(model: str, offline: bool = False) -> nn.Module:
+    """A `VideoMAEForVideoClassification` with a trained head; an error naming the checkpoint
+    when it has none (pretraining or bare encoder) or is a regression model."""
+    from .modeling import VideoMAEForVideoClassification
+
+    with quiet_loading():
+        net, info = VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline,
+                                                                   output_loading_info=True)
+    if any(k.startswith("classifier.") for k in info["missing_keys"]):
+        raise ValueError(f"{model}: has no classification head (a pretraining or bare encoder checkpoint); "
+                         f"fine-tune it first, or use `videomae embed` for features")
+    if net.config.problem_type == "regression":
+        raise ValueError(f"{model}: a regression model, not a classifier")
+    return net
+
+
+def load_feature_model(model: str, offline: bool = False) -> tuple[nn.Module, str]:
+    """(model, what its features are): a classifier (features = fc_norm(mean of tokens)) when
+    the checkpoint is one, else the encoder (features = mean of the last hidden states)."""
+    from .modeling import VideoMAEForVideoClassification, VideoMAEModel
+
+    if "VideoMAEForVideoClassification" in model_architectures(model, offline):
+        return VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline), "pooled (fc_norm)"
+    with quiet_loading():
+        net, info = VideoMAEModel.from_pretrained(model, local_files_only=offline, output_loading_info=True)
+    if any(k.startswith("classifier.") for k in info["unexpected_keys"]):
+        return VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline), "pooled (fc_norm)"
+    return net, "mean of encoder tokens"
+
+
+def load_pretraining_model(model: str, offline: bool = False) -> nn.Module:
+    """A `VideoMAEForPreTraining` whose decoder comes from the checkpoint (to reconstruct)."""
+    from .modeling import VideoMAEForPreTraining
+
+    with quiet_loading():
+        net, info = VideoMAEForPreTraining.from_pretrained(model, local_files_only=offline, output_loading_info=True)
+    if any(k.startswith(("decoder.", "encoder_to_decoder", "mask_token")) for k in info["missing_keys"]):
+        raise ValueError(f"{model}: has no pretraining decoder, so it cannot reconstruct; give a "
+                         f"pretraining checkpoint (VideoMAEForPreTraining)")
+    return net
+
+
+def checkpoint_sampling_rate(config: VideoMAEConfig) -> int | None:
+    """The frame stride a model was trained with, as training records it in config.json
+    (`"sampling_rate": 4`), or None for checkpoints that do not say (the hub's, .pth files)."""
+    value = config.extra.get(SAMPLING_RATE_KEY)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1 else None
+
+
+def read_label_names(path: str | os.PathLike, num_labels: int) -> dict[int, str]:
+    """id2label from a file of class names, one a line (line i = label i), checked against the
+    model's number of outputs."""
+    from .data.datasets import read_class_names
+
+    names = read_class_names(path)
+    if len(names) != num_labels:
+        raise ValueError(f"{path}: {len(names)} class names, but the model has {num_labels} outputs")
+    return dict(enumerate(names))
+
+
+# --------------------------------------------------------------------------- videos and clips
+def expand_videos(inputs: Sequence[str | os.PathLike], allow_folders: bool) -> list[Path]:
+    """Files as given; folders (where allowed) searched recursively for videos. A missing path
+    is an error before any model is loaded."""
+    from .data.datasets import find_videos
+
+    out: list[Path] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            if not allow_folders:
+                raise ValueError(f"{path}: is a folder; give video files")
+            found = find_videos(path)
+            if not found:
+                raise FileNotFoundError(f"{path}: no video files in this folder")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file")
+    return out
+
+
+def clip_indices(num_video_frames: int, clip_len: int, sampling_rate: int, num_clips: int) -> np.ndarray:
+    """`num_clips` evenly spaced clips (num_clips, clip_len). A video too short for the rate is
+    sampled at the largest rate that still fits a whole clip (at least 1)."""
+    from .sampling import multi_clip_indices
+
+    rate = max(1, min(sampling_rate, num_video_frames // clip_len))
+    return multi_clip_indices(clip_len, rate, num_video_frames, num_clips)
+
+
+class FrameDecoder(Protocol):
+    """`read_video`'s signature: decode the frames a picker chooses from the frame count.
+
+    Returns (len(indices), H, W, 3) uint8, in the order of the indices. Raises ValueError,
+    OSError or RuntimeError for a file it cannot read. A GPU decoder with this signature can
+    replace the default (use num_workers=0 when it must run in this process)."""
+
+    def __call__(self, path: Path, indices: Callable[[int], np.ndarray]) -> torch.Tensor: ...
+
+
+def _read_video(path: Path, indices: Callable[[int], np.ndarray]) -> torch.Tensor:
+    from .video import read_video
+
+    return read_video(path, indices)
+
+
+@dataclass
+class DecodedVideo:
+    """One video's clips as the model's input before normalising, or why there are none."""
+
+    index: int  # position in the input list
+    path: Path
+    clips: torch.Tensor | None  # (num_clips, T, C, H, W) uint8, resized and cropped
+    error: str | None = None
+
+    def pin_memory(self) -> DecodedVideo:  # the DataLoader's pin_memory calls this
+        return DecodedVideo(self.index, self.path, None if self.clips is None else self.clips.pin_memory(), self.error)
+
+
+class VideoClips(Dataset):
+    """Item i: `num_clips` uniform clips of video i, resized and cropped by the processor (in
+    uint8), or the reason it cannot be read. Never raises for a bad file."""
+
+    def __init__(self, paths: Sequence[Path], processor: VideoMAEImageProcessor, clip_len: int, sampling_rate: int,
+                 num_clips: int, decoder: FrameDecoder | None = None) -> None:
+        if clip_len < 1 or sampling_rate < 1 or num_clips < 1:
+            raise ValueError(f"clip_len, sampling_rate and num_clips must be >= 1, got {clip_len}, {sampling_rate}, "
+                             f"{num_clips}")
+        self.paths = [Path(p) for p in paths]
+        self.processor = processor
+        self.clip_len = clip_len
+        self.sampling_rate = sampling_rate
+        self.num_clips = num_clips
+        self.decoder = decoder or _read_video
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> DecodedVideo:
+        path = self.paths[index]
+        try:
+            return DecodedVideo(index, path, self.clips(path))
+        except _READ_ERRORS as err:
+            message = str(err)
+            return DecodedVideo(index, path, None, message if str(path) in message else f"{path}: {message}")
+
+    def clips(self, path: Path) -> torch.Tensor:
+        """(num_clips, T, C, H, W) uint8: the processor's resize and crop, without its rescale and
+        normalisation (those run on the model's device, see `normalize`)."""
+        frames = self.decoder(path, lambda total: clip_indices(total, self.clip_len, self.sampling_rate,
+                                                               self.num_clips).reshape(-1))
+        clips = list(frames.reshape(self.num_clips, self.clip_len, *frames.shape[1:]))  # (T, H, W, 3) each
+        return self.processor(clips, do_rescale=False, do_normalize=False, input_data_format="channels_last",
+                              return_tensors="pt")["pixel_values"]
+
+
+def normalize(clips: torch.Tensor, processor: VideoMAEImageProcessor) -> torch.Tensor:
+    """The processor's rescale and normalisation of uint8 clips, on their device, as float32."""
+    from . import transforms as T
+
+    if not (processor.do_rescale or processor.do_normalize):
+        return clips.float()
+    return T.rescale_and_normalize(clips, processor.rescale_factor if processor.do_rescale else None,
+                                   processor.image_mean if processor.do_normalize else None,
+                                   processor.image_std if processor.do_normalize else None)
+
+
+def load_clips(path: str | os.PathLike, processor: VideoMAEImageProcessor, clip_len: int, sampling_rate: int,
+               num_clips: int = 1) -> torch.Tensor:
+    """One video's `num_clips` uniform clips as `pixel_values` (num_clips, T, C, H, W) float32;
+    an error naming the file when it cannot be read."""
+    video = VideoClips([Path(path)], processor, clip_len, sampling_rate, num_clips)[0]
+    if video.error is not None:
+        raise ValueError(video.error)
+    return normalize(video.clips, processor)
+
+
+def default_num_workers() -> int:
+    """Decoding processes: one per CPU this process may use, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def _as_is(item: DecodedVideo) -> DecodedVideo:
+    return item
+
+
+def decoded_videos(dataset: VideoClips, num_workers: int, pin_memory: bool = False) -> Iterable[DecodedVideo]:
+    """The dataset's items in order, decoded `num_workers` processes ahead (0: here, in turn)."""
+    workers = max(0, min(num_workers, len(dataset)))
+    if workers == 0:
+        return (dataset[i] for i in range(len(dataset)))
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
+                      pin_memory=pin_memory, prefetch_factor=2)
+
+
+# --------------------------------------------------------------------------- running a model
+@dataclass
+class VideoResult:
+    """One video's outputs: per clip, and their mean; or the error that kept it from the model."""
+
+    path: Path
+    clip_outputs: torch.Tensor | None = None  # (num_clips, D) float32 on the CPU
+    error: str | None = None
+    id2label: dict[int, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def num_clips(self) -> int:
+        return 0 if self.clip_outputs is None else int(self.clip_outputs.shape[0])
+
+    @property
+    def output(self) -> torch.Tensor:
+        """(D,): the mean over clips (of probabilities for `classify_videos`, features for
+        `embed_videos`)."""
+        if self.clip_outputs is None:
+            raise ValueError(f"{self.path}: no output ({self.error})")
+        return self.clip_outputs.mean(dim=0)
+
+    def top_k(self, k: int) -> list[tuple[str, int, float]]:
+        """The k best classes as (label, id, mean score), best first."""
+        values, ids = self.output.topk(max(1, min(k, self.output.shape[0])))
+        return [(self.id2label.get(int(i), str(int(i))), int(i), float(v)) for v, i in zip(values, ids)]
+
+
+@dataclass
+class _Pending:
+    path: Path
+    expected: int
+    error: str | None = None
+    rows: list[torch.Tensor] = field(default_factory=list)
+    received: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or self.received == self.expected
+
+
+def run_videos(
+    paths: Sequence[str | os.PathLike],
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    processor: VideoMAEImageProcessor,
+    *,
+    clip_len: int,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    num_clips: int = 4,
+    batch_size: int = 8,
+    num_workers: int | None = None,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float32",
+    progress: bool | None = False,
+    decoder: FrameDecoder | None = None,
+    id2label: dict[int, str] | None = None,
+) -> Iterator[VideoResult]:
+    """`forward` ((B, T, C, H, W) float32 on `device` -> (B, D)) applied to `num_clips` clips of
+    every video, in batches of `batch_size` clips that may mix videos. Yields one result per
+    path, in order; a video that cannot be read is a result with `error`.
+
+    progress: a bar with videos/s on stderr; None shows it when stderr is a terminal.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    from tqdm.auto import tqdm
+
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    dataset = VideoClips([Path(p) for p in paths], processor, clip_len, sampling_rate, num_clips, decoder)
+    workers = default_num_workers() if num_workers is None else num_workers
+    videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda")
+    labels = dict(id2label or {})
+    pending: deque[_Pending] = deque()
+    batch: list[torch.Tensor] = []
+    owners: list[tuple[_Pending, int]] = []
+
+    def run_batch() -> None:
+        pixels = normalize(torch.cat(batch).to(device, non_blocking=True), processor)
+        with torch.inference_mode(), autocast(device, dtype):
+            out = forward(pixels).float().cpu()
+        offset = 0
+        for owner, count in owners:
+            owner.rows.append(out[offset:offset + count])
+            owner.received += count
+            offset += count
+        batch.clear()
+        owners.clear()
+
+    def finished() -> Iterator[VideoResult]:
+        while pending and pending[0].done:
+            video = pending.popleft()
+            bar.update(1)
+            yield VideoResult(video.path, torch.cat(video.rows) if video.error is None else None, video.error,
+                              labels)
+
+    bar = tqdm(total=len(dataset), unit="video", file=sys.stderr, disable=None if progress is None else not progress,
+               dynamic_ncols=True)
+    try:
+        for video in videos:
+            entry = _Pending(video.path, 0 if video.clips is None else video.clips.shape[0], video.error)
+            pending.append(entry)
+            start = 0
+            while start < entry.expected:  # a video's clips may straddle two batches
+                take = min(batch_size - sum(count for _, count in owners), entry.expected - start)
+                batch.append(video.clips[start:start + take])
+                owners.append((entry, take))
+                start += take
+                if sum(count for _, count in owners) == batch_size:
+                    run_batch()
+            yield from finished()
+        if batch:
+            run_batch()
+        yield from finished()
+    finally:
+        bar.close()
+
+
+def classify_videos(
+    paths: Sequence[str | os.PathLike],
+    model: nn.Module,
+    processor: VideoMAEImageProcessor,
+    *,
+    sampling_rate: int | None = None,
+    num_clips: int = 4,
+    batch_size: int = 8,
+    num_workers: int | None = None,
+    dtype: str | torch.dtype = "auto",
+    progress: bool | None = False,
+    decoder: FrameDecoder | None = None,
+    id2label: dict[int, str] | None = None,
+) -> Iterator[VideoResult]:
+    """Class scores of every video: the softmax (sigmoid for multi-label models) of each clip,
+    averaged. Runs where the model is; `sampling_rate` None: the one the checkpoint records,
+    else 4. `id2label` renames the classes (default: the model's)."""
+    config = model.config
+    multi_label = config.problem_type == "multi_label_classification"
+
+    def scores(pixels: torch.Tensor) -> torch.Tensor:
+        logits = model(pixels).logits.float()
+        return logits.sigmoid() if multi_label else logits.softmax(dim=-1)
+
+    return run_videos(paths, scores, processor, clip_len=config.num_frames,
+                      sampling_rate=sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE,
+                      num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
+                      device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder,
+                      id2label=id2label or {int(k): v for k, v in config.id2label.items()})
+
+
+def video_features(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B, hidden_size): a classifier's pooled fc_norm feature, or the mean
+    of an encoder's last hidden states."""
+    if hasattr(model, "forward_features"):
+        pooled, _ = model.forward_features(pixels)
+        return pooled
+    return model(pixels).last_hidden_state.mean(dim=1)
+
+
+def embed_videos(
+    paths: Sequence[str | os.PathLike],
+    model: nn.Module,
+    processor: VideoMAEImageProcessor,
+    *,
+    sampling_rate: int | None = None,
+    num_clips: int = 4,
+    batch_size: int = 8,
+    num_workers: int | None = None,
+    dtype: str | torch.dtype = "auto",
+    progress: bool | None = False,
+    decoder: FrameDecoder | None = None,
+) -> Iterator[VideoResult]:
+    """One feature vector per video (`video_features` of each clip, averaged). Runs where the
+    model is; `sampling_rate` None: the one the checkpoint records, else 4."""
+    config = model.config
+    return run_videos(paths, lambda pixels: video_features(model, pixels), processor, clip_len=config.num_frames,
+                      sampling_rate=sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE,
+                      num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
+                      device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+__all__ = [
+    "classify_videos", "embed_videos", "run_videos", "VideoResult", "video_features",
+    "VideoClips", "DecodedVideo", "FrameDecoder", "decoded_videos", "normalize", "load_clips", "clip_indices",
+    "expand_videos", "default_num_workers",
+    "load_processor", "load_classifier", "load_feature_model", "load_pretraining_model", "model_architectures",
+    "quiet_loading", "checkpoint_sampling_rate", "read_label_names", "DEFAULT_SAMPLING_RATE", "SAMPLING_RATE_KEY",
+    "resolve_device", "resolve_dtype", "autocast",
+]

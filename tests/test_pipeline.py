@@ -1,0 +1,163 @@
+"""videomae.pipeline: many videos through a model, decoded in worker processes, batched
+across videos, one result per video in input order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from videomae import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEModel
+from videomae.data.synthetic import render_clip, write_video
+from videomae.pipeline import (
+    DEFAULT_SAMPLING_RATE,
+    VideoClips,
+    checkpoint_sampling_rate,
+    classify_videos,
+    clip_indices,
+    embed_videos,
+    load_clips,
+    read_label_names,
+)
+from videomae.processing import VideoMAEImageProcessor
+from videomae.video import read_video
+
+TINY = dict(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=1,
+            num_attention_heads=2, intermediate_size=64)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Four videos of different lengths and sizes, and a broken one third."""
+    root = tmp_path_factory.mktemp("pipeline")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (frames, size) in enumerate([(12, 32), (40, 48), (9, 40), (20, 32)]):
+        paths.append(write_video(root / f"clip{i}.mp4", render_clip(i % 4, rng, num_frames=frames, size=size)))
+    broken = root / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    return [Path(p) for p in paths[:2]] + [broken] + [Path(p) for p in paths[2:]]
+
+
+@pytest.fixture(scope="module")
+def classifier() -> VideoMAEForVideoClassification:
+    torch.manual_seed(0)
+    return VideoMAEForVideoClassification(VideoMAEConfig(**TINY, id2label={0: "a", 1: "b", 2: "c"})).eval()
+
+
+@pytest.fixture(scope="module")
+def processor() -> VideoMAEImageProcessor:
+    return VideoMAEImageProcessor(size={"shortest_edge": 32}, crop_size=32, image_mean=[0.45, 0.45, 0.4],
+                                  image_std=[0.2, 0.25, 0.22])
+
+
+def _one_by_one(path: Path, model: torch.nn.Module, processor: VideoMAEImageProcessor, num_clips: int,
+                rate: int = DEFAULT_SAMPLING_RATE) -> torch.Tensor:
+    """The mean softmax over clips, with the processor as transformers users call it."""
+    frames = read_video(path)
+    indices = clip_indices(frames.shape[0], model.config.num_frames, rate, num_clips)
+    pixels = processor([frames[i].numpy() for i in indices], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        return model(pixels).logits.softmax(-1).mean(0)
+
+
+def test_results_follow_the_input_order_and_failures_are_rows(videos, classifier, processor) -> None:  # noqa: ANN001
+    results = list(classify_videos(videos, classifier, processor, num_clips=2, batch_size=3, num_workers=0))
+    assert [r.path for r in results] == videos
+    assert [r.ok for r in results] == [True, True, False, True, True]
+    assert "broken.mp4" in results[2].error and results[2].clip_outputs is None
+    assert all(r.num_clips == 2 for r in results if r.ok)
+
+
+def test_batching_across_videos_equals_one_video_at_a_time(videos, classifier, processor) -> None:  # noqa: ANN001
+    good = [v for v in videos if "broken" not in v.name]
+    batched = list(classify_videos(good, classifier, processor, num_clips=3, batch_size=4, num_workers=0))
+    for path, result in zip(good, batched):
+        single = next(classify_videos([path], classifier, processor, num_clips=3, batch_size=1, num_workers=0))
+        torch.testing.assert_close(result.clip_outputs, single.clip_outputs, rtol=1e-5, atol=1e-6)
+        # and the same as the processor on whole clips (normalising after batching changes nothing)
+        torch.testing.assert_close(result.output, _one_by_one(path, classifier, processor, 3), rtol=1e-5, atol=1e-6)
+
+
+def test_worker_processes_give_the_same_results(videos, classifier, processor) -> None:  # noqa: ANN001
+    here = list(classify_videos(videos, classifier, processor, num_clips=2, batch_size=3, num_workers=0))
+    workers = list(classify_videos(videos, classifier, processor, num_clips=2, batch_size=3, num_workers=2))
+    assert [r.path for r in workers] == videos
+    assert [r.error for r in workers] == [r.error for r in here]
+    for a, b in zip(here, workers):
+        if a.ok:
+            torch.testing.assert_close(a.clip_outputs, b.clip_outputs)
+
+
+def test_top_k_and_label_names(videos, classifier, processor, tmp_path) -> None:  # noqa: ANN001
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\n\nbird\n")
+    id2label = read_label_names(names, 3)
+    assert id2label == {0: "cat", 1: "dog", 2: "bird"}
+    [result] = classify_videos(videos[:1], classifier, processor, num_clips=1, num_workers=0, id2label=id2label)
+    top = result.top_k(5)
+    assert len(top) == 3 and [s for _, _, s in top] == sorted((s for _, _, s in top), reverse=True)
+    assert {label for label, _, _ in top} == {"cat", "dog", "bird"}
+    assert sum(s for _, _, s in top) == pytest.approx(1.0, abs=1e-5)
+    names.write_text("cat\ndog\n")
+    with pytest.raises(ValueError, match="2 class names, but the model has 3 outputs"):
+        read_label_names(names, 3)
+
+
+def test_the_checkpoints_sampling_rate_is_the_default(videos, classifier, processor, tmp_path) -> None:  # noqa: ANN001
+    path = videos[1]  # 40 frames: rates 2 and 4 take different frames
+    assert checkpoint_sampling_rate(classifier.config) is None
+    config = classifier.config.copy()
+    config.extra["sampling_rate"] = 2
+    classifier.save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(config.to_json_string())
+    model = VideoMAEForVideoClassification.from_pretrained(tmp_path)
+    assert checkpoint_sampling_rate(model.config) == 2
+    [recorded] = classify_videos([path], model, processor, num_clips=2, num_workers=0)
+    torch.testing.assert_close(recorded.output, _one_by_one(path, classifier, processor, 2, rate=2))
+    [given] = classify_videos([path], model, processor, sampling_rate=4, num_clips=2, num_workers=0)
+    assert not torch.allclose(given.output, recorded.output)
+
+
+def test_embed_videos_is_the_mean_of_encoder_tokens(videos, processor) -> None:  # noqa: ANN001
+    torch.manual_seed(1)
+    encoder = VideoMAEModel(VideoMAEConfig(**TINY)).eval()
+    results = list(embed_videos(videos, encoder, processor, num_clips=2, batch_size=3, num_workers=0))
+    assert [r.ok for r in results] == [True, True, False, True, True]
+    pixels = load_clips(videos[0], processor, 4, DEFAULT_SAMPLING_RATE, 2)
+    with torch.no_grad():
+        expected = encoder(pixels).last_hidden_state.mean(1).mean(0)
+    assert results[0].output.shape == (TINY["hidden_size"],)
+    torch.testing.assert_close(results[0].output, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_decoder_plugs_in(videos, classifier, processor) -> None:  # noqa: ANN001
+    """The hook a GPU decoder would use: same signature as read_video."""
+    calls = []
+
+    def decoder(path: Path, indices) -> torch.Tensor:  # noqa: ANN001
+        calls.append(path)
+        return read_video(path, indices)
+
+    default = list(classify_videos(videos[:2], classifier, processor, num_clips=2, num_workers=0))
+    plugged = list(classify_videos(videos[:2], classifier, processor, num_clips=2, num_workers=0, decoder=decoder))
+    assert calls == videos[:2]
+    for a, b in zip(default, plugged):
+        torch.testing.assert_close(a.clip_outputs, b.clip_outputs)
+
+
+def test_items_are_uint8_clips_and_errors_are_values(videos, processor) -> None:  # noqa: ANN001
+    dataset = VideoClips(videos, processor, clip_len=4, sampling_rate=4, num_clips=3)
+    item = dataset[1]
+    assert item.index == 1 and item.error is None
+    assert item.clips.dtype == torch.uint8 and item.clips.shape == (3, 4, 3, 32, 32)
+    bad = dataset[2]
+    assert bad.clips is None and bad.error.startswith(str(videos[2]))
+
+
+def test_progress_bar_counts_videos_per_second(videos, classifier, processor, capsys) -> None:  # noqa: ANN001
+    list(classify_videos(videos[:2], classifier, processor, num_clips=1, num_workers=0, progress=True))
+    err = capsys.readouterr().err
+    assert "2/2" in err and "video/s" in err
