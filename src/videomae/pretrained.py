@@ -84,17 +84,6 @@ class PreTrainedVideoMAE(nn.Module):
             if hasattr(module, "gradient_checkpointing"):
                 module.gradient_checkpointing = False
 
-    def compile_blocks(self, **compile_kwargs: Any) -> PreTrainedVideoMAE:
-        """torch.compile each transformer block in place (regional compilation): the blocks
-        hold nearly all the work, compile once (they share code and shapes), and the Python
-        around them (mask checks, gathers) stays eager. Returns self."""
-        from .modeling import Block
-
-        for module in self.modules():
-            if isinstance(module, Block):
-                module.compile(**compile_kwargs)
-        return self
-
     @property
     def _prefix(self) -> str:
         """What our keys lack compared with the internal layout (a bare encoder lacks `videomae.`)."""
