@@ -1,13 +1,22 @@
 """CPU preprocessing throughput: our VideoMAEImageProcessor against transformers', same frames.
 
-16 synthetic 1280x720 RGB frames (what a decoder hands over: uint8, (H, W, 3)) go through both
-processors with their defaults (shorter side 224, centre crop 224, rescale, normalise) on the
-same cores, torch limited to `--threads` threads. transformers' fastest available backend is
-used (the torchvision one when torchvision is installed, else the PIL one); the script says
-which. Times are medians of interleaved repeats; it prints frames/s and ours / transformers.
-Outputs are compared first, in 8-bit levels.
+16 synthetic 1280x720 RGB frames go through every processor with its defaults (shorter side
+224, bilinear, centre crop 224, rescale, normalise, `return_tensors="pt"`) on the same cores,
+torch limited to `--threads` threads, in two forms:
 
-    python benchmarks/preprocess.py [--threads 2] [--repeats 15]
+  tensor   one contiguous (16, 3, 720, 1280) uint8 tensor: channels-first memory
+  tensor, channels-last memory   the same shape, a (16, 720, 1280, 3) tensor permuted, as decoded
+           frames (H, W, 3) become when moved to channels first without a copy
+  list     `list(video)` of (720, 1280, 3) uint8 arrays (what the transformers docs pass)
+
+Processors: ours; transformers' `VideoMAEVideoProcessor` and its `VideoMAEImageProcessor`
+(torchvision backend; both need torchvision, and are skipped without it); its
+`VideoMAEImageProcessorPil` (PIL backend). Each repeat runs every processor once, in an order
+rotated from one repeat to the next, so the machine's load falls on all of them alike; times
+are medians. Outputs are compared first, in 8-bit levels. The load average is printed before
+and after: on a shared machine, re-run when it is high.
+
+    python benchmarks/preprocess.py [--threads 2] [--repeats 21] [--frames 16]
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,32 +71,31 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def reference_processor():
-    """transformers' fastest VideoMAE image processor available here, and its backend name."""
+def reference_processors() -> dict[str, Callable]:
+    """transformers' VideoMAE processors available here, by name."""
     import transformers
     from transformers.utils import is_torchvision_available
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    found = {}
     if is_torchvision_available():
-        processor = transformers.VideoMAEImageProcessor()
-    else:
-        processor = transformers.VideoMAEImageProcessorPil()
-    return processor, getattr(processor, "backend", type(processor).__name__)
+        found["transformers VideoMAEVideoProcessor (torchvision)"] = transformers.VideoMAEVideoProcessor()
+        found["transformers VideoMAEImageProcessor (torchvision)"] = transformers.VideoMAEImageProcessor()
+    found["transformers VideoMAEImageProcessorPil (PIL)"] = transformers.VideoMAEImageProcessorPil()
+    return found
 
 
-def median_ms(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
+def load_average() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--frames", type=int, default=16)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -94,41 +103,57 @@ def main() -> None:
     import PIL
     import transformers
 
-    reference, backend = reference_processor()
-    ours = VideoMAEImageProcessor()
+    processors = {"videomae VideoMAEImageProcessor": VideoMAEImageProcessor(), **reference_processors()}
+    ours = "videomae VideoMAEImageProcessor"
+    try:
+        import torchvision
+
+        torchvision_version = torchvision.__version__
+    except ImportError:
+        torchvision_version = "not installed"
     print(f"device: {cpu_name()}, {os.cpu_count()} cores visible, torch threads {torch.get_num_threads()}")
     print(
-        f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"pillow {PIL.__version__}, numpy {np.__version__}"
+        f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision_version}, "
+        f"transformers {transformers.__version__}, pillow {PIL.__version__}, numpy {np.__version__}"
     )
-    print(f"transformers backend: {backend} ({type(reference).__name__})")
+    print(f"load average (1, 5, 15 min) before: {load_average()}")
 
     video = synthetic_frames(args.frames)
     inputs = {
-        "list(video) (frames of one array, as the transformers docs pass them)": list(video),
-        "separate frame arrays (one allocation per frame)": [frame.copy() for frame in video],
-        "4-d array (T, H, W, 3)": video,
+        f"tensor: one ({args.frames}, 3, {video.shape[1]}, {video.shape[2]}) uint8 tensor": torch.from_numpy(
+            video
+        ).permute(0, 3, 1, 2).contiguous(),
+        f"tensor, channels-last memory: the same shape, a permuted (T, H, W, 3) tensor": torch.from_numpy(
+            video
+        ).permute(0, 3, 1, 2),
+        f"list: list(video) of {args.frames} ({video.shape[1]}, {video.shape[2]}, 3) uint8 arrays": list(video),
     }
-    expected = reference(list(video), return_tensors="np").pixel_values
-    got = ours(list(video), return_tensors="np").pixel_values
-    levels = float(np.abs(expected - got).max() * 0.5 * 255)
-    print(f"output {got.shape}, max difference {np.abs(expected - got).max():.5f} = {levels:.3f} 8-bit levels")
 
-    print(f"\n{args.frames} frames of {video.shape[2]}x{video.shape[1]}, median of {args.repeats} interleaved runs")
-    for name, frames in inputs.items():
-        for _ in range(2):  # warm-up
-            reference(frames, return_tensors="pt")
-            ours(frames, return_tensors="pt")
-        theirs_ms, ours_ms = [], []
-        for _ in range(args.repeats):
-            theirs_ms += median_ms(lambda f=frames: reference(f, return_tensors="pt"), 1)
-            ours_ms += median_ms(lambda f=frames: ours(f, return_tensors="pt"), 1)
-        t_ms, o_ms = statistics.median(theirs_ms), statistics.median(ours_ms)
-        print(f"  {name}:")
-        label = f"transformers ({backend}):"
-        print(f"    {label:<24}{t_ms:7.1f} ms  {args.frames / t_ms * 1000:7.1f} frames/s")
-        print(f"    {'videomae:':<24}{o_ms:7.1f} ms  {args.frames / o_ms * 1000:7.1f} frames/s")
-        print(f"    ratio: {t_ms / o_ms:.2f}x")
+    print("\nparity on the tensor input (largest difference, 8-bit levels = normalised difference * 0.5 * 255):")
+    tensor = next(iter(inputs.values()))
+    got = processors[ours](tensor, return_tensors="pt").pixel_values
+    for name, processor in processors.items():
+        if name != ours:
+            expected = processor(tensor, return_tensors="pt").pixel_values
+            print(f"  ours vs {name}: {float((got - expected).abs().max()) * 0.5 * 255:.3f}")
+
+    for input_name, frames in inputs.items():
+        times: dict[str, list[float]] = {name: [] for name in processors}
+        names = list(processors)
+        for name in names:  # warm-up
+            processors[name](frames, return_tensors="pt")
+        for repeat in range(args.repeats):
+            for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+                start = time.perf_counter()
+                processors[name](frames, return_tensors="pt")
+                times[name].append((time.perf_counter() - start) * 1000)
+        print(f"\n{input_name}: median of {args.repeats} interleaved runs")
+        ours_ms = statistics.median(times[ours])
+        for name in names:
+            ms = statistics.median(times[name])
+            ratio = "" if name == ours else f"   ours is {ms / ours_ms:.2f}x faster"
+            print(f"  {name:<52}{ms:7.1f} ms {args.frames / ms * 1000:7.1f} frames/s{ratio}")
+    print(f"\nload average (1, 5, 15 min) after: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -140,6 +140,52 @@ def test_return_tensors_none_is_nested_lists_like_transformers(Reference):
     assert _levels(np.stack(ours[0])[None], np.stack(theirs[0])[None], [0.5] * 3) <= 1.001
 
 
+def test_uint8_video_tensor_matches_transformers_within_one_level():
+    """The benchmark's input: a (T, 3, 720, 1280) uint8 tensor, channels first, as video decoders give."""
+    frames = _video(4, 720, 1280, seed=3)
+    expected = VideoMAEImageProcessorPil()(list(frames), return_tensors="np").pixel_values
+    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W), channels-first memory
+    ours = VideoMAEImageProcessor()(tensor, return_tensors="pt").pixel_values
+    assert ours.shape == (1, 4, 3, 224, 224) and ours.is_contiguous()
+    assert _levels(ours.numpy(), expected, [0.5] * 3) <= 1.0 + 1e-3
+
+
+def test_fast_path_layouts_give_the_same_pixels():
+    """Channels-first, channels-last and gapped (cropped, permuted) memory all give the same values,
+    with one torch thread or two, in either output layout."""
+    wide = torch.from_numpy(_video(5, 360, 700, seed=4))  # (T, H, W, 3)
+    processor = VideoMAEImageProcessor()
+    channels_last = wide[:, :, 20:680].contiguous().permute(0, 3, 1, 2)  # a view: channels innermost in memory
+    layouts = {
+        "channels_first": channels_last.contiguous(),
+        "channels_last": channels_last,
+        "channels_first_crop_view": wide.permute(0, 3, 1, 2).contiguous()[..., 20:680],
+        "channels_last_crop_view": wide.permute(0, 3, 1, 2)[..., 20:680],
+        "time_major_permuted": channels_last.permute(1, 0, 2, 3).contiguous().permute(1, 0, 2, 3),
+    }
+    for name, video in layouts.items():
+        assert torch.equal(video, channels_last), name
+        dense = video.is_contiguous() or video.is_contiguous(memory_format=torch.channels_last)
+        assert dense == (name in ("channels_first", "channels_last")), name
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        expected = processor(channels_last, return_tensors="pt").pixel_values
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            for name, video in layouts.items():
+                out = processor(video, return_tensors="pt").pixel_values
+                torch.testing.assert_close(out, expected, rtol=0, atol=0, msg=f"{name}, {count} threads")
+            last = processor(channels_last, data_format="channels_last", return_tensors="pt").pixel_values
+            assert last.is_contiguous()
+            torch.testing.assert_close(last, expected.permute(0, 1, 3, 4, 2), rtol=0, atol=0)
+            raw = processor(channels_last, do_rescale=False, do_normalize=False, return_tensors="pt").pixel_values
+            assert raw.dtype == torch.uint8 and raw.is_contiguous()
+            torch.testing.assert_close(raw.float() / 127.5 - 1, expected, rtol=0, atol=1e-6)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_input_kinds_give_the_same_pixels():
     frames = _video(4, 96, 128)  # (T, H, W, C)
     processor = VideoMAEImageProcessor()

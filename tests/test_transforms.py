@@ -48,6 +48,21 @@ def test_bilinear_resize_matches_pil_within_one_level(height, width, out_h, out_
         assert diff.max() <= limit, f"{source.dtype}: max diff {diff.max()}"
 
 
+def test_uint8_resize_is_the_same_in_every_memory_layout():
+    """Channels-first and channels-last memory go to the kernel as they are; gapped memory (a crop
+    view, a permuted video) is made dense in its own order. Every route gives the same bytes."""
+    wide = torch.from_numpy(np.stack([_image(180, 340, seed) for seed in range(3)]))  # (T, H, W, 3)
+    channels_last = wide[:, :, 10:330].contiguous().permute(0, 3, 1, 2)
+    expected = T.resize(channels_last, (112, 199))
+    for name, x in {
+        "channels_first": channels_last.contiguous(),
+        "channels_first_crop_view": wide.permute(0, 3, 1, 2).contiguous()[..., 10:330],
+        "channels_last_crop_view": wide.permute(0, 3, 1, 2)[..., 10:330],
+        "time_major_permuted": channels_last.transpose(0, 1).contiguous().transpose(0, 1),
+    }.items():
+        assert torch.equal(T.resize(x, (112, 199)), expected), name
+
+
 def test_other_filters_follow_pil():
     image = _image(90, 120)
     x = torch.from_numpy(image).permute(2, 0, 1)
@@ -165,6 +180,11 @@ def test_flip_rescale_normalize():
     torch.testing.assert_close(T.rescale_and_normalize(x, 1 / 255, None, None), x.float() / 255)
     strided = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)[..., 1:4]  # a channels-last crop
     torch.testing.assert_close(T.rescale_and_normalize(strided, 1 / 255, mean, std), expected[..., 1:4])
+    into = torch.empty(2, 5, 7, 3).permute(0, 3, 1, 2)  # written in place, in the layout given
+    assert T.rescale_and_normalize(x, 1 / 255, mean, std, out=into) is into
+    torch.testing.assert_close(into, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="out must be float32 of shape"):
+        T.rescale_and_normalize(x, 1 / 255, mean, std, out=torch.empty(2, 3, 5, 6))
     with pytest.raises(ValueError, match="mean has 2 values, but the images have 3 channels"):
         T.rescale_and_normalize(x, 1 / 255, [0.5, 0.5], std)
 

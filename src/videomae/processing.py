@@ -6,9 +6,10 @@ Same parameters, defaults, preprocessor_config.json and outputs as transformers'
 unchanged and pixel values agree with its PIL backend within one 8-bit level.
 
 The work is done differently: all frames of all videos of one size are stacked into one uint8
-tensor, resized once with torch's antialiased kernel, cropped as a view, and turned into float32
-by one fused multiply-add (see `videomae.transforms`). It runs on the CPU or, with `device=`, on a
-GPU. Given a file path it also decodes and samples the clip (see `videomae.video`).
+tensor (a view when they already share memory), resized once with torch's antialiased uint8
+kernel in the memory layout they come in, cropped as a view, and converted to float32, scaled and
+shifted in the output's final layout (see `videomae.transforms`). It runs on the CPU or, with
+`device=`, on a GPU. Given a file path it also decodes and samples the clip (see `videomae.video`).
 """
 
 from __future__ import annotations
@@ -332,32 +333,37 @@ class VideoMAEImageProcessor:
         groups: dict[tuple, list[int]] = {}
         for i, (_, clip) in enumerate(pieces):
             groups.setdefault((tuple(clip.shape[1:]), clip.dtype, clip.device), []).append(i)
+        channels_last = out_format == "channels_last"
         for members in groups.values():
             batch = concat_clips([pieces[i][1] for i in members])  # (sum of frames, 3, H, W)
             if do_resize:
                 batch = T.resize(batch, _resize_target(batch.shape[-2:], size), _RESAMPLE[resample])
             if do_center_crop:
                 batch = T.center_crop(batch, (crop_size["height"], crop_size["width"]))
-            if do_rescale or do_normalize:
-                batch = T.rescale_and_normalize(
+            # Written straight into the final layout: no copy afterwards, for either data_format.
+            rescaled = do_rescale or do_normalize
+            out = _empty_frames(batch.shape, torch.float32 if rescaled else batch.dtype, batch.device, channels_last)
+            if rescaled:
+                T.rescale_and_normalize(
                     batch,
                     rescale_factor if do_rescale else None,
                     image_mean if do_normalize else None,
                     image_std if do_normalize else None,
+                    out=out,
                 )
             else:
-                batch = batch.clone(memory_format=torch.contiguous_format)  # never hand back the input
+                out.copy_(batch)  # never hand back the input
             offsets = np.cumsum([0] + [pieces[i][1].shape[0] for i in members])
             for k, i in enumerate(members):
-                outputs[i] = batch[offsets[k] : offsets[k + 1]]
+                outputs[i] = out[offsets[k] : offsets[k + 1]]
 
         num_videos = pieces[-1][0] + 1
         per_video: list[list[torch.Tensor]] = [[] for _ in range(num_videos)]
         for (video, _), out in zip(pieces, outputs, strict=True):
             per_video[video].append(out)
         clips = [parts[0] if len(parts) == 1 else torch.cat(parts) for parts in per_video]
-        if out_format == "channels_last":
-            clips = [clip.permute(0, 2, 3, 1).contiguous() for clip in clips]
+        if channels_last:
+            clips = [clip.permute(0, 2, 3, 1).contiguous() for clip in clips]  # a view when already written so
         return BatchFeature(pixel_values=_format(clips, return_tensors))
 
     __call__ = preprocess
@@ -367,6 +373,14 @@ VideoMAEFeatureExtractor = VideoMAEImageProcessor  # the transformers 4.x name
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _empty_frames(shape: Sequence[int], dtype: torch.dtype, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Uninitialised (frames, C, H, W), with channels-last memory if asked for."""
+    frames, channels, height, width = shape
+    if channels_last:
+        return torch.empty((frames, height, width, channels), dtype=dtype, device=device).permute(0, 3, 1, 2)
+    return torch.empty((frames, channels, height, width), dtype=dtype, device=device)
 
 
 def _resize_target(shape: Sequence[int], size: dict) -> tuple[int, int]:
