@@ -77,21 +77,22 @@ def main() -> None:
             g = g.permute(0, 2, 3, 1)
         c = read_video(files[1], idx)
         diff = (g.int() - c.int()).abs().float()
-        print(color, "shape", tuple(g.shape), "diff mean", diff.mean().item(), "p99", diff.flatten().quantile(0.99).item(),
-              "p99.9", np.percentile(diff.numpy(), 99.9), "max", diff.max().item())
+        print(color, "shape", tuple(g.shape), "diff mean", diff.mean().item(),
+              "p99", diff.flatten().quantile(0.99).item(), "p99.9", np.percentile(diff.numpy(), 99.9),
+              "max", diff.max().item())
 
     # decoder creation vs reconfigure
     t0 = time.perf_counter()
     for f in files[:8]:
         d = nvc.SimpleDecoder(str(f), gpu_id=0, use_device_memory=True, output_color_type=nvc.OutputColorType.RGBP)
-        fr = d.get_batch_frames_by_index(list(range(100, 164, 4)))
+        d.get_batch_frames_by_index(list(range(100, 164, 4)))
     torch.cuda.synchronize()
     print(f"new decoder per file: {(time.perf_counter() - t0) / 8 * 1000:.1f} ms/clip")
     d = nvc.SimpleDecoder(str(files[0]), gpu_id=0, use_device_memory=True, output_color_type=nvc.OutputColorType.RGBP)
     t0 = time.perf_counter()
     for f in files[:8]:
         d.reconfigure_decoder(str(f))
-        fr = d.get_batch_frames_by_index(list(range(100, 164, 4)))
+        d.get_batch_frames_by_index(list(range(100, 164, 4)))
     torch.cuda.synchronize()
     print(f"reconfigure per file: {(time.perf_counter() - t0) / 8 * 1000:.1f} ms/clip")
 

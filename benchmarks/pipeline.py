@@ -169,7 +169,7 @@ def _nvdec_decode(s: Setup, records: list, rate: int) -> list[dict]:
         todo = list(enumerate(records))
         done = [0]
 
-        def work() -> None:
+        def work(lock: threading.Lock = lock, todo: list = todo, done: list = done) -> None:
             decoder = None
             while True:
                 with lock:

@@ -154,7 +154,8 @@ def generate(out_dir: str | os.PathLike, count: int = 512, seconds: float = 10.0
     summary = {"count": count, "seconds": seconds, "seed": seed, "bytes": total,
                "bits_per_pixel": total * 8 / pixels, "min_bits_per_pixel": min(f["bits_per_pixel"] for f in files),
                "with_audio": sum(f["audio"] for f in files), "variable_rate": sum(f["variable_rate"] for f in files),
-               "portrait": sum(f["height"] > f["width"] for f in files), "seconds_to_make": time.perf_counter() - started,
+               "portrait": sum(f["height"] > f["width"] for f in files),
+               "seconds_to_make": time.perf_counter() - started,
                "files": files}
     summary_path.write_text(json.dumps(summary, indent=1))
     return summary

@@ -123,7 +123,7 @@ def main() -> None:
         f"tensor: one ({args.frames}, 3, {video.shape[1]}, {video.shape[2]}) uint8 tensor": torch.from_numpy(
             video
         ).permute(0, 3, 1, 2).contiguous(),
-        f"tensor, channels-last memory: the same shape, a permuted (T, H, W, 3) tensor": torch.from_numpy(
+        "tensor, channels-last memory: the same shape, a permuted (T, H, W, 3) tensor": torch.from_numpy(
             video
         ).permute(0, 3, 1, 2),
         f"list: list(video) of {args.frames} ({video.shape[1]}, {video.shape[2]}, 3) uint8 arrays": list(video),

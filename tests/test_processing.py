@@ -140,10 +140,10 @@ def test_return_tensors_none_is_nested_lists_like_transformers(Reference):
     assert _levels(np.stack(ours[0])[None], np.stack(theirs[0])[None], [0.5] * 3) <= 1.001
 
 
-def test_uint8_video_tensor_matches_transformers_within_one_level():
+def test_uint8_video_tensor_matches_transformers_within_one_level(Reference):
     """The benchmark's input: a (T, 3, 720, 1280) uint8 tensor, channels first, as video decoders give."""
     frames = _video(4, 720, 1280, seed=3)
-    expected = VideoMAEImageProcessorPil()(list(frames), return_tensors="np").pixel_values
+    expected = Reference()(list(frames), return_tensors="np").pixel_values
     tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W), channels-first memory
     ours = VideoMAEImageProcessor()(tensor, return_tensors="pt").pixel_values
     assert ours.shape == (1, 4, 3, 224, 224) and ours.is_contiguous()

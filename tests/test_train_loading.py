@@ -64,7 +64,8 @@ def test_chunked_loading_with_workers_trains_exactly_as_in_process(videos, tmp_p
     inline = pretrain(output_dir=str(tmp_path / "inline"), **common)
     workers = pretrain(output_dir=str(tmp_path / "workers"), **{**common, "num_workers": 2})
     assert inline["step"] == workers["step"] == 6
-    losses = [[r["loss"] for r in read_metrics(tmp_path / run) if r["kind"] == "train"] for run in ("inline", "workers")]
+    losses = [[r["loss"] for r in read_metrics(tmp_path / run) if r["kind"] == "train"]
+              for run in ("inline", "workers")]
     assert losses[0] == losses[1]
     train = [r for r in read_metrics(tmp_path / "workers") if r["kind"] == "train"]
     assert all(0.0 <= r["data_share"] <= 1.0 for r in train)

@@ -4,6 +4,7 @@ pipeline and training (single process or one GPU per torchrun process)."""
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -46,4 +47,15 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-__all__ = ["resolve_device", "resolve_dtype", "autocast"]
+def default_num_workers() -> int:
+    """Decoding worker processes for this process: the CPUs it may use (shared among the
+    processes torchrun starts on this machine), but one, which the model's process needs."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    local = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    return max(0, cpus // local - 1)
+
+
+__all__ = ["resolve_device", "resolve_dtype", "autocast", "default_num_workers"]

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .config import CONFIG_NAME, VideoMAEConfig
-from .devices import autocast, resolve_device, resolve_dtype
+from .devices import default_num_workers, autocast, resolve_device, resolve_dtype
 from .hub import resolve_file
 from .processing import VideoMAEImageProcessor, guess_processor
 
@@ -258,15 +258,6 @@ def load_clips(path: str | os.PathLike, processor: VideoMAEImageProcessor, clip_
     return normalize(video.clips, processor)
 
 
-def default_num_workers() -> int:
-    """Decoding processes: one per CPU this process may use, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
-
-
 def _as_is(item: DecodedVideo) -> DecodedVideo:
     return item
 
@@ -471,7 +462,7 @@ def _model_device(model: nn.Module) -> torch.device:
 __all__ = [
     "classify_videos", "embed_videos", "run_videos", "VideoResult", "video_features",
     "VideoClips", "DecodedVideo", "FrameDecoder", "decoded_videos", "normalize", "load_clips", "clip_indices",
-    "expand_videos", "default_num_workers",
+    "expand_videos",
     "load_processor", "load_classifier", "load_feature_model", "load_pretraining_model", "model_architectures",
     "quiet_loading", "checkpoint_sampling_rate", "read_label_names", "DEFAULT_SAMPLING_RATE", "SAMPLING_RATE_KEY",
     "resolve_device", "resolve_dtype", "autocast",

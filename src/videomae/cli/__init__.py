@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import demo
 
     parser = _Parser(prog="videomae", description="VideoMAE: classify, embed and reconstruct videos; pretrain, "
-                     "fine-tune and evaluate models; convert original checkpoints; prepare data sets; run the demo.", epilog=_EPILOG)
+                     "fine-tune and evaluate models; convert original checkpoints; prepare data sets; run the demo.",
+                     epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"videomae {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import pipeline
-from ..devices import resolve_device
+from ..devices import default_num_workers, resolve_device
 from ..writers import check_feature_path, write_features
 
 
@@ -138,9 +138,9 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
         parser.add_argument("--batch-size", type=_positive, default=8, metavar="N",
                             help="clips per forward pass; clips of several videos share one (default: 8)")
         parser.add_argument("--num-workers", "--workers", dest="num_workers", type=int,
-                            default=pipeline.default_num_workers(), metavar="N",
+                            default=default_num_workers(), metavar="N",
                             help="processes decoding videos ahead of the model; 0 decodes in this process "
-                                 "(default: the CPUs this process may use, at most 8)")
+                                 "(default: the CPUs this process may use, but one)")
         parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
                             help="compute precision (default: auto = bfloat16 on CUDA, float32 on CPU)")
         parser.add_argument("--compile", action="store_true",

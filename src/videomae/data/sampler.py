@@ -137,4 +137,5 @@ class RunSampler(Sampler[SampleKey]):
         return max(0, (self.epochs - self.start_epoch) * self.per_epoch - self.start)
 
 
-__all__ = ["ResumableSampler", "RunSampler", "SampleKey", "sample_seed", "epoch_permutation", "AUGMENT", "MASK", "ORDER", "MIXUP"]
+__all__ = ["ResumableSampler", "RunSampler", "SampleKey", "sample_seed", "epoch_permutation", "AUGMENT", "MASK",
+           "ORDER", "MIXUP"]

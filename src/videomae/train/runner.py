@@ -7,7 +7,6 @@ import contextlib
 import inspect
 import logging
 import math
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..data.collate import merge_batches
 from ..data.sampler import ResumableSampler, RunSampler
 from ..data.threads import ThreadedChunks
 from . import checkpointing as ckpt
+from .. import devices
 from . import distributed as dist_utils
 from .distributed import DistInfo
 from .engine import Loop, LossFn, TrainState, train_one_epoch
@@ -97,10 +97,8 @@ def seed_everything(seed: int) -> None:
 
 
 def default_num_workers(options: BaseOptions) -> int:
-    if options.num_workers is not None:
-        return options.num_workers
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(0, (os.cpu_count() or 1) // max(local, 1) - 1)
+    """The option, else every CPU of this process but one (`devices.default_num_workers`)."""
+    return options.num_workers if options.num_workers is not None else devices.default_num_workers()
 
 
 def _worker_init(_: int) -> None:
