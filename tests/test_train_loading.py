@@ -82,3 +82,21 @@ def test_a_batch_with_a_broken_video_in_one_chunk_trains_on_the_rest(videos, tmp
                        warmup_steps=1, **{**FAST, "num_workers": 2})
     assert metrics["step"] == 2
     assert list(metrics["skipped_videos"]) == [str(broken["truncated"])]
+
+
+def test_model_threads_leave_the_workers_their_cpus_and_restore(monkeypatch):
+    from videomae import devices
+
+    monkeypatch.setattr(devices, "_available_cpus", lambda: 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with devices.model_threads(torch.device("cpu"), 3):
+            assert torch.get_num_threads() == 1
+        with devices.model_threads(torch.device("cpu"), 1):
+            assert torch.get_num_threads() == 3
+        with devices.model_threads(torch.device("cpu"), 0):  # loading in this process: all CPUs
+            assert torch.get_num_threads() == 4
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

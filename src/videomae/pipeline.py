@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .config import CONFIG_NAME, VideoMAEConfig
-from .devices import default_num_workers, autocast, resolve_device, resolve_dtype
+from .devices import autocast, default_num_workers, one_thread_worker, resolve_device, resolve_dtype
 from .hub import resolve_file
 from .processing import VideoMAEImageProcessor, guess_processor
 
@@ -268,7 +268,7 @@ def decoded_videos(dataset: VideoClips, num_workers: int, pin_memory: bool = Fal
     if workers == 0:
         return (dataset[i] for i in range(len(dataset)))
     return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
-                      pin_memory=pin_memory, prefetch_factor=2)
+                      pin_memory=pin_memory, prefetch_factor=2, worker_init_fn=one_thread_worker)
 
 
 # --------------------------------------------------------------------------- running a model

@@ -101,17 +101,13 @@ def default_num_workers(options: BaseOptions) -> int:
     return options.num_workers if options.num_workers is not None else devices.default_num_workers()
 
 
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # workers decode; many threads each would only contend
-
-
 def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, collate: Callable, options: BaseOptions,
                 dist: DistInfo, drop_last: bool, prefetch_factor: int = 2) -> DataLoader:
     workers = default_num_workers(options)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
         pin_memory=dist.device.type == "cuda", drop_last=drop_last, persistent_workers=workers > 0,
-        worker_init_fn=_worker_init if workers > 0 else None,
+        worker_init_fn=devices.one_thread_worker if workers > 0 else None,
         prefetch_factor=prefetch_factor if workers > 0 else None,
         generator=torch.Generator().manual_seed(options.seed),  # never draw from the global RNG
     )
@@ -292,26 +288,27 @@ def fit(
 
         last = min(total_steps, options.max_steps or total_steps)
         loop.bar = tqdm(total=last, initial=min(state.step, last), unit="step", dynamic_ncols=True)
-    while state.epoch < options.epochs and not stopped:
-        if state.epoch_batches >= plan.steps_per_epoch * plan.accum:  # resumed from the end of an epoch
-            state.epoch, state.epoch_batches = state.epoch + 1, 0
-            continue
-        stats, stopped = train_one_epoch(loop, state)
-        finished_epoch = state.epoch_batches >= plan.steps_per_epoch * plan.accum
-        failures = loop.failures.close_epoch(f"epoch {state.epoch}")  # gathers, reports; raises if too many
-        record = {"step": state.step, "epoch": state.epoch, **stats, "skipped_videos": len(failures),
-                  "skipped": failures, "complete": finished_epoch}
-        if finished_epoch:
-            state.epoch += 1
-            state.epoch_batches = 0
-            if on_epoch_end is not None:
-                record.update(on_epoch_end(state) or {})
-        ctx.metrics.write("epoch", record)
-        result.history.append(record)
-        share = stats.get("data_share")
-        logger.info("epoch %d: loss %.4f%s, %d video(s) skipped%s", record["epoch"], stats["loss"],
-                    f", train acc {stats['train_acc']:.3f}" if "train_acc" in stats else "", len(failures),
-                    f", waited for data {share:.0%} of the time" if share is not None else "")
+    with devices.model_threads(device, 0 if isinstance(loader, ThreadedChunks) else workers):
+        while state.epoch < options.epochs and not stopped:
+            if state.epoch_batches >= plan.steps_per_epoch * plan.accum:  # resumed from the end of an epoch
+                state.epoch, state.epoch_batches = state.epoch + 1, 0
+                continue
+            stats, stopped = train_one_epoch(loop, state)
+            finished_epoch = state.epoch_batches >= plan.steps_per_epoch * plan.accum
+            failures = loop.failures.close_epoch(f"epoch {state.epoch}")  # gathers, reports; raises if too many
+            record = {"step": state.step, "epoch": state.epoch, **stats, "skipped_videos": len(failures),
+                      "skipped": failures, "complete": finished_epoch}
+            if finished_epoch:
+                state.epoch += 1
+                state.epoch_batches = 0
+                if on_epoch_end is not None:
+                    record.update(on_epoch_end(state) or {})
+            ctx.metrics.write("epoch", record)
+            result.history.append(record)
+            share = stats.get("data_share")
+            logger.info("epoch %d: loss %.4f%s, %d video(s) skipped%s", record["epoch"], stats["loss"],
+                        f", train acc {stats['train_acc']:.3f}" if "train_acc" in stats else "", len(failures),
+                        f", waited for data {share:.0%} of the time" if share is not None else "")
     if loop.bar is not None:
         loop.bar.close()
     if last_saved["step"] != state.step:
