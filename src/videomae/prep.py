@@ -50,12 +50,18 @@ _ENCODERS = {"h264": "libx264"}  # the encoder PyAV's wheels ship
 
 @dataclass(frozen=True)
 class PrepOptions:
-    """How the stored files are encoded. Defaults chosen in benchmarks/prep_formats.py:
+    """How the stored files are encoded. Defaults measured by benchmarks/prep_formats.py
+    (benchmarks/RESULTS.md, "Preparing a data set"), on one core:
 
-    short_side 320: the original recipe's resize; never upscaled, so smaller sources keep theirs.
-    frame_stride 1: every frame kept, so any sampling stride still works.
-    keyint 16 with crf 23, preset fast: clips decode several times faster than from the source,
-    at under half the disk of 720p H.264 sources (see RESULTS.md for the trade-off table).
+    short_side 320: the recipe's resize before cropping 224; never upscaled.
+    frame_stride 1: every frame kept, so any sampling rate still works (2 takes 0.75-0.85x the
+        disk and decodes 1.15-1.35x faster, for recipes whose sampling rates are all even).
+    keyint 16, bframes 0: the fastest clip decode among intervals 4-32 that stays within 2x the
+        source's disk (3-5x faster than the sources; 0.51x the disk of 720p ones, 1.14x of 360p;
+        all-intra is faster but takes 2.7x the disk of 360p sources). B-frames save 10-15% of the
+        disk but delay the first frame after every seek (up to a third of the decode speed).
+    crf 23: x264's default quality. preset fast: between veryfast (prepares 2x faster, 1 dB
+        worse for good) and medium (the same size, speed and quality within the noise).
     """
 
     short_side: int = 320
@@ -63,7 +69,7 @@ class PrepOptions:
     keyint: int = 16
     crf: int = 23
     preset: str = "fast"
-    bframes: int = 3
+    bframes: int = 0
     codec: str = "h264"
 
     def __post_init__(self) -> None:

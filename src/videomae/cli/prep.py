@@ -2,12 +2,12 @@
 
 Raw videos keep keyframes up to 250 frames apart, so each 16-frame training clip decodes 60-190
 full-size frames. The stored copy has short side 320 (never upscaled), a keyframe every 16
-frames, constant frame rate, yuv420p H.264 and no audio: on 10 s, 30 fps natural-looking
-videos a clip decodes 4-5x faster (up to 9x from 720p sources) on one core, and the copy takes
-0.2x the disk of 720p sources, about 1.6x that of sources already near 320 (measured in
-benchmarks/prep_formats.py; table in benchmarks/RESULTS.md). --frame-stride S keeps every
-S-th frame: fewer, smaller files, but clips must then use a sampling rate that is a multiple
-of S (training reads S from DST/prep.json).
+frames and no B-frames, constant frame rate, yuv420p H.264, no audio: on 10 s, 30 fps
+natural-looking videos a clip decodes 3-5x faster on one core, and the copy takes 0.51x the
+disk of 720p sources and 1.14x that of 360p ones (measured by benchmarks/prep_formats.py;
+the table and the reasons for each default are in benchmarks/RESULTS.md). --frame-stride S
+keeps every S-th frame: fewer, smaller files, but clips must then use a sampling rate that is
+a multiple of S (training reads S from DST/prep.json).
 
 SRC is a folder of videos (searched recursively; class folders are kept, so DST is a class
 folder data set too) or a list file (`path label` lines or a CSV). DST gets the videos (as
@@ -28,6 +28,7 @@ from ..prep import PrepOptions, prepare
 def run(args) -> int:  # noqa: ANN001 - argparse namespace
     summary = prepare(args.src, args.dst, root=args.root, short_side=args.short_side,
                       frame_stride=args.frame_stride, keyint=args.keyint, crf=args.crf, preset=args.preset,
+                      bframes=args.bframes,
                       workers=args.workers, progress=not args.quiet)
     total = summary.done + summary.skipped + summary.failed
     print(f"{summary.dst}: {summary.done} done, {summary.skipped} skipped (already done), {summary.failed} failed "
@@ -50,13 +51,16 @@ def add_arguments(parser) -> None:  # noqa: ANN001
                         help=f"keep every S-th frame (default: {d.frame_stride}, all: any sampling rate still "
                              "works); S must divide the sampling rate training uses")
     parser.add_argument("--keyint", type=int, default=d.keyint, metavar="K",
-                        help=f"frames between keyframes (default: {d.keyint}: near the fastest measured decode "
-                             "at little disk; 1-4 cost 2-4x the disk and decode no faster)")
+                        help=f"frames between keyframes (default: {d.keyint}: 4-32 decode alike, 16 stays "
+                             "within 1.14x the disk of 360p sources; 1, all intra, decodes 2x faster at 2.7x)")
     parser.add_argument("--crf", type=int, default=d.crf, metavar="C",
                         help=f"x264 quality, lower is better and larger (default: {d.crf}, x264's own)")
     parser.add_argument("--preset", default=d.preset, metavar="P",
-                        help=f"x264 speed preset (default: {d.preset}: encodes about 2x faster than medium at "
-                             "the same size and decode speed)")
+                        help=f"x264 speed preset (default: {d.preset}: size and decode speed as medium; "
+                             "veryfast prepares 2x faster but 1 dB worse)")
+    parser.add_argument("--bframes", type=int, default=d.bframes, metavar="B",
+                        help=f"x264 B-frames (default: {d.bframes}: they save 10-15%% of the disk but delay the first "
+                             "frame after every seek, and training clips seek often)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes encoding in parallel (default: one per CPU)")
     parser.add_argument("--root", default=None, metavar="R",
