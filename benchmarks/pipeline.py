@@ -362,7 +362,7 @@ def report(results: Path) -> str:
             key = (e["variant"], e.get("num_sample", 1))
             limits[key] = max(limits.get(key, 0.0), e["clips_per_s"])
     for e in entries:
-        if e["stage"] in ("generate", "prep"):
+        if e["stage"] in ("generate", "prep") or e.get("rc"):  # a failed command measures nothing
             continue
         rate = e.get("clips_per_s")
         setting = ", ".join([f"{k} {e[k]}" for k in ("decoder", "processes", "threads", "workers", "batch")
