@@ -30,8 +30,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from videomae import read_video, sample_frame_indices  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 
 def write_test_video(path: Path, seconds: int = 10, fps: int = 30, width: int = 1280, height: int = 720) -> None:
@@ -84,16 +86,6 @@ def keyframes(path: Path) -> list[int]:
         stream = container.streams.video[0]
         packets = sorted((p.pts, p.is_keyframe) for p in container.demux(stream) if p.size)
     return [i for i, (_, key) in enumerate(packets) if key]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

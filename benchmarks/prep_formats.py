@@ -35,9 +35,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from videomae import probe_video, read_video, sample_frame_indices  # noqa: E402
 from videomae.prep import PrepOptions, transcode  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 # (label, options): keyframe intervals with and without B-frames (B-frames delay a decoder's first
 # frame after each seek), then frame strides, a smaller short side and the encoder's presets.
@@ -134,16 +136,6 @@ def psnr(stored: Path, source: Path, frame_stride: int) -> float:
         .to_ndarray() for frame in full])).float()
     mse = float(((ours - reference) ** 2).mean())
     return 10 * np.log10(255**2 / max(mse, 1e-9))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

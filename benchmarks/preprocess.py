@@ -35,8 +35,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from videomae import VideoMAEImageProcessor  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 
 def synthetic_frames(num_frames: int = 16, height: int = 720, width: int = 1280, seed: int = 0) -> np.ndarray:
@@ -59,16 +61,6 @@ def synthetic_frames(num_frames: int = 16, height: int = 720, width: int = 1280,
         image += rng.normal(0, 4, image.shape).astype(np.float32)
         frames[t] = np.clip(image, 0, 255).astype(np.uint8)
     return frames
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def reference_processors() -> dict[str, Callable]:
