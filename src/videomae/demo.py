@@ -206,7 +206,8 @@ def _device_name(device: str) -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPU cores ({model}), {torch.get_num_threads()} torch threads"
+    # no thread count: training gives the model the CPUs its decoding workers leave
+    return f"{os.cpu_count()} CPU cores ({model})"
 
 
 def _pictures(out: Path, data: Any, pretrained_dir: str, recipe: DemoRecipe, seed: int, visualize: Any) -> list[Path]:
