@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from videomae.demo import RECIPES
@@ -47,25 +48,63 @@ def test_quick_demo_writes_everything(tmp_path: Path) -> None:
     assert pretrained["flip"] is False
 
 
-def test_sweep_script_runs_a_variant(tmp_path: Path) -> None:
-    """scripts/demo_sweep.py (how the default recipe was chosen) still drives run_demo."""
-    variants = [{
-        "name": "tiny", "seed": 2,
+SWEEP = Path(__file__).parent.parent / "scripts" / "demo_sweep.py"
+
+
+def _sweep_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_sweep", SWEEP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sweep_script_runs_a_variant_with_the_test_clips_unseen(tmp_path: Path) -> None:
+    """scripts/demo_sweep.py run drives run_demo and records validation accuracy only: the
+    test split is for the chosen recipe, scored once."""
+    variants = {"seeds": [2], "variants": [{
+        "name": "tiny",
         "data": {"unlabeled": 1, "train": 2, "val": 1, "test": 1, "radius": [0.2, 0.3]},
         "model": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
         "pretrain": {"epochs": 1, "warmup_epochs": 0.5}, "finetune": {"epochs": 1, "warmup_epochs": 0.5},
-    }]
+    }]}
     (tmp_path / "v.json").write_text(json.dumps(variants))
-    script = Path(__file__).parent.parent / "scripts" / "demo_sweep.py"
-    result = subprocess.run([sys.executable, str(script), str(tmp_path / "v.json"), "1", str(tmp_path / "out.jsonl"),
-                             "--device", "cpu", "--workers", "0", "--out-root", str(tmp_path / "runs")],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, str(SWEEP), "run", str(tmp_path / "v.json"), "--out",
+                             str(tmp_path / "out.jsonl"), "--device", "cpu", "--workers", "0", "--out-root",
+                             str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     line = json.loads((tmp_path / "out.jsonl").read_text())
     assert line["name"] == "tiny" and line["seed"] == 2, line
-    assert set(line["test"]) == {"pretrained", "scratch"} and line["pretrain_loss"] > 0
+    assert set(line["validation"]) == {"pretrained", "scratch"} and line["pretrain_loss"] > 0
+    assert line["test"] is None and not (tmp_path / "runs" / "tiny-2" / "finetune-pretrained" / "test").exists()
+    assert line["recipe"]["data"]["radius"] == [0.2, 0.3] and line["changes"]["pretrain"]["epochs"] == 1
     spec = json.loads((tmp_path / "runs" / "tiny-2" / "data" / "spec.json").read_text())
     assert spec["radius"] == [0.2, 0.3] and spec["unlabeled"] == 1
+
+
+def test_sweep_selects_on_validation_and_is_bounded(tmp_path: Path) -> None:
+    sweep = _sweep_module()
+    records = [{"name": "a", "seed": s, "validation": {"pretrained": v, "scratch": 0.3}, "test": {"pretrained": t}}
+               for s, v, t in ((0, 0.70, 0.90), (1, 0.72, 0.90))]
+    records += [{"name": "b", "seed": s, "validation": {"pretrained": v, "scratch": 0.3}, "test": {"pretrained": t}}
+                for s, v, t in ((0, 0.75, 0.50), (1, 0.73, 0.50))]
+    assert sweep.select(records) == "b"  # the better validation accuracy, whatever the test says
+    too_many = {"seeds": [0, 1, 2], "variants": [{"name": f"v{i}"} for i in range(sweep.MAX_RUNS // 3 + 1)]}
+    (tmp_path / "v.json").write_text(json.dumps(too_many))
+    with pytest.raises(ValueError, match="bound"):
+        sweep.load_variants(tmp_path / "v.json")
+    variants, seeds = sweep.load_variants(sweep.VARIANTS)  # the committed sweep is within its bound
+    assert len(variants) * len(seeds) <= sweep.MAX_RUNS and variants[0] == {"name": "default"}
+
+
+def test_the_docs_table_is_the_one_the_raw_results_give() -> None:
+    """docs/demo.md's results table regenerates from docs/demo_sweep_results.jsonl."""
+    sweep = _sweep_module()
+    records = sweep.read_results(sweep.RESULTS)
+    assert {r["name"] for r in records if r["test"]} == {"default"} and len(records) >= 3
+    doc = sweep.DOC.read_text()
+    assert f"{sweep.BEGIN}\n{sweep.table(records)}\n{sweep.END}" in doc
 
 
 def test_a_second_demo_in_the_same_folder_starts_afresh(tmp_path: Path) -> None:

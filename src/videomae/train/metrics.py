@@ -30,23 +30,51 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsWriter:
-    """Appends one JSON object per line to `metrics.jsonl`; a no-op on processes other than
-    rank 0 (`enabled=False`)."""
+    """Appends one JSON object per line to `metrics.jsonl`, and the numbers of each record to
+    TensorBoard (`tensorboard/` beside it) when `tensorboard` is installed; a no-op on processes
+    other than rank 0 (`enabled=False`). `close()` flushes the TensorBoard file."""
 
     def __init__(self, folder: str | os.PathLike, enabled: bool = True) -> None:
         self.path = Path(folder) / METRICS_NAME
         self.enabled = enabled
+        self._board: Any = None  # opened at the first record, so a run that logs nothing leaves no file
+        self._purge_step: int | None = None
 
     def write(self, kind: str, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
         with self.path.open("a") as f:
             f.write(json.dumps(_clean({"kind": kind, **record}), sort_keys=True) + "\n")
+        board = self._tensorboard()
+        step = record.get("step")
+        if board is None or not isinstance(step, int):
+            return
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+                if math.isfinite(float(value)):
+                    board.add_scalar(f"{kind}/{key}", float(value), global_step=step)
+
+    def _tensorboard(self) -> Any:
+        if self._board is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional (the `tensorboard` extra)
+                self._board = False
+                return None
+            # A resumed run redoes the steps after its checkpoint: TensorBoard forgets them too.
+            self._board = SummaryWriter(str(self.path.parent / "tensorboard"), purge_step=self._purge_step)
+        return self._board or None
+
+    def close(self) -> None:
+        if self._board:
+            self._board.close()
+        self._board = None
 
     def truncate_after(self, step: int) -> None:
         """Forget records past `step`: a resumed run redoes those steps and logs them again."""
         if not self.enabled or not self.path.is_file():
             return
+        self._purge_step = step + 1
         kept = []
         for line in self.path.read_text().splitlines():
             try:

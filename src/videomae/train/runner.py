@@ -61,6 +61,7 @@ def run_context(options: BaseOptions) -> Iterator[RunContext]:
     and log to `train.log` on rank 0."""
     dist = dist_utils.setup(options.device)
     handler: logging.Handler | None = None
+    metrics: MetricsWriter | None = None
     previous_level = _PACKAGE_LOGGER.level
     try:
         out_dir = Path(options.output_dir)
@@ -82,8 +83,11 @@ def run_context(options: BaseOptions) -> Iterator[RunContext]:
         else:
             _PACKAGE_LOGGER.setLevel(logging.ERROR)  # only rank 0 logs
         precision, dtype = resolve_precision(options.precision, dist.device)
-        yield RunContext(options, dist, out_dir, MetricsWriter(out_dir, enabled=dist.is_main), dtype, precision)
+        metrics = MetricsWriter(out_dir, enabled=dist.is_main)
+        yield RunContext(options, dist, out_dir, metrics, dtype, precision)
     finally:
+        if metrics is not None:
+            metrics.close()
         if handler is not None:
             _PACKAGE_LOGGER.removeHandler(handler)
             handler.close()
