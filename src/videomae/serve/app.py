@@ -169,7 +169,7 @@ class Service:
         limit = self.options.max_upload_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise ServeError(413, f"the upload is {int(declared):,} bytes; the limit is {limit:,}")
+            raise ServeError(413, f"the upload is {int(declared):,} bytes, over the limit of {limit:,} bytes")
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media == "application/json":
             body = b"".join([chunk async for chunk in _limited(request, _JSON_LIMIT)])

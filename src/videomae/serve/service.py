@@ -120,21 +120,29 @@ class DecodedClips:
     height: int
 
 
+def check_container(path: Path, name: str) -> None:
+    """415 unless FFmpeg opens the file as a container holding a video stream; decoding is not
+    tried here, so a video with broken frames passes (and becomes a 422 later)."""
+    import av
+
+    try:
+        with av.open(os.fspath(path), mode="r", timeout=30.0) as container:
+            kinds = [stream.type for stream in container.streams]
+            if not container.streams.video:
+                raise ServeError(415, f"{name}: no video stream (streams: {kinds or 'none'})")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
+        reason = str(err).replace(os.fspath(path), name)
+        raise ServeError(415, f"{name}: not a video container ({reason})") from None
+
+
 def decode(path: Path, model: LoadedModel, num_clips: int, name: str) -> DecodedClips:
     """`num_clips` evenly spaced clips of a video, as `videomae classify` takes them.
 
-    A file PyAV cannot open as a container with a video stream is a 415; one that opens but
-    does not decode (truncated, corrupt frames, too few frames) a 422. `name` is what the
-    client calls the file, for the messages: a temporary path means nothing to it."""
+    A file that is not a container with a video stream is a 415 (`check_container`); one that
+    is but does not decode (corrupt or truncated frames, an unknown codec) a 422. `name` is
+    what the client calls the file, for the messages: a temporary path means nothing to it."""
     clip_len = model.config.num_frames
-
-    def reason(err: Exception) -> str:
-        return str(err).replace(os.fspath(path), name)
-
-    try:
-        info = probe_video(path, count_frames=False)
-    except VideoDecodeError as err:
-        raise ServeError(415, f"not a video container: {reason(err)}") from None
+    check_container(path, name)
     chosen: list[tuple[int, np.ndarray]] = []  # (frames in the video, (num_clips, T) indices)
 
     def pick(total: int) -> np.ndarray:
@@ -142,12 +150,13 @@ def decode(path: Path, model: LoadedModel, num_clips: int, name: str) -> Decoded
         return chosen[0][1].reshape(-1)
 
     try:
+        info = probe_video(path, count_frames=False)
         frames = read_video(path, pick)  # (num_clips * T, H, W, 3)
         clips = list(frames.reshape(num_clips, clip_len, *frames.shape[1:]))  # (T, H, W, 3) each
         pixels = model.processor(clips, do_rescale=False, do_normalize=False, input_data_format="channels_last",
                                  return_tensors="pt")["pixel_values"]
     except (ValueError, OSError, RuntimeError) as err:
-        raise ServeError(422, f"the video does not decode: {reason(err)}") from None
+        raise ServeError(422, f"the video does not decode: {str(err).replace(os.fspath(path), name)}") from None
     total, indices = chosen[0]
     fps = info.fps or 1.0
     times = [(round(float(row[0]) / fps, 3), round(float(row[-1] + 1) / fps, 3)) for row in indices]
@@ -268,4 +277,4 @@ def resolve_under(root: Path | None, text: str) -> Path:
 
 
 __all__ = ["ServeError", "LoadedModel", "load_model", "describe", "DecodedClips", "decode", "frames_png", "Runner",
-           "ReconstructRequest", "reconstruction_file", "resolve_under", "TASKS"]
+           "ReconstructRequest", "check_container", "reconstruction_file", "resolve_under", "TASKS"]
