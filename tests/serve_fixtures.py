@@ -126,13 +126,13 @@ def serve_command(model: Path, *args: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_server(model: Path, *args: str, env: dict[str, str] | None = None,
+def running_server(model: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
                    timeout: float = 120.0) -> Iterator[Server]:
     """Start `videomae serve` on 127.0.0.1 with a port the system picks, wait until it says
     where it listens, and stop it (SIGTERM, then SIGKILL) afterwards."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(serve_command(model, *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, env=environment, stdin=subprocess.DEVNULL)
+                               text=True, env=environment, stdin=subprocess.DEVNULL, cwd=cwd)
     log: list[str] = []
     port: list[int] = []
     ready = threading.Event()
