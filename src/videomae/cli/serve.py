@@ -34,7 +34,8 @@ def add_arguments(parser) -> None:  # noqa: ANN001
                         help="compute precision (default: auto = bfloat16 on CUDA, float32 on CPU)")
     parser.add_argument("--offline", action="store_true", help="never reach the Hugging Face hub")
     parser.add_argument("--batch-size", type=_positive, default=defaults.batch_size, metavar="N",
-                        help=f"most clips per model batch, from any number of requests (default: {defaults.batch_size})")
+                        help=f"most clips per model batch, from any number of requests "
+                             f"(default: {defaults.batch_size})")
     parser.add_argument("--wait-ms", type=float, default=defaults.wait_ms, metavar="MS",
                         help=f"how long a batch waits for more requests (default: {defaults.wait_ms:g})")
     parser.add_argument("--max-queue", type=_positive, default=defaults.max_queue, metavar="N",

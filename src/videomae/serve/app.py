@@ -79,7 +79,8 @@ class Service:
         self.metrics.add(Gauge("videomae_queue_depth", "requests admitted and not yet on the model (receiving, "
                                "decoding or waiting for a batch)", lambda: self.admission.count))
         self.metrics.add(Gauge("videomae_queue_limit", "the admission limit (--max-queue)", lambda: options.max_queue))
-        self.metrics.add(Gauge("videomae_model_busy", "1 while a batch is on the model", lambda: int(self.batcher.busy)))
+        self.metrics.add(Gauge("videomae_model_busy", "1 while a batch is on the model",
+                               lambda: int(self.batcher.busy)))
         self.batcher = Batcher(Runner(model, options.batch_size), max_clips=options.batch_size,
                                wait_s=options.wait_ms / 1000, admission=self.admission, on_batch=self._on_batch,
                                hold_file=options.hold_file)

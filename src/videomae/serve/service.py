@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import pipeline
 from ..devices import autocast, resolve_device, resolve_dtype
-from ..video import VideoDecodeError, probe_video, read_video
+from ..video import probe_video, read_video
 from .batching import Job
 
 logger = logging.getLogger(__name__)
