@@ -36,9 +36,10 @@ def test_admission_refuses_past_the_limit_and_frees_each_place_once() -> None:
     assert admission.count == 2
 
 
-def test_jobs_waiting_together_share_one_batch_and_keep_their_results() -> None:
+@pytest.mark.parametrize("wait_s", [0.0, 0.05])
+def test_jobs_waiting_together_share_one_batch_and_keep_their_results(wait_s: float) -> None:
     calls: list = []
-    batcher = _batcher(calls)
+    batcher = _batcher(calls, wait_s=wait_s)  # no window: still the jobs already queued
     jobs = [Job("classify", i, size=1) for i in range(3)]
     futures = [batcher.submit(job) for job in jobs]  # queued before the worker starts
     batcher.start()

@@ -96,8 +96,8 @@ class Batcher:
     """One worker thread runs every batch, so the model is never entered twice at once.
 
     The worker takes the first job that arrives, then gathers more for up to `wait_s` seconds
-    (fewer when no other request is admitted, so a lone client does not wait) or until
-    `max_clips` clips, groups them by kind and calls `run(kind, jobs)`, which returns one
+    (fewer when no other request is admitted, so a lone client does not wait; with 0, only
+    the jobs already queued) or until `max_clips` clips, groups them by kind and calls `run(kind, jobs)`, which returns one
     result per job. An exception fails every job of that batch.
 
     `hold_file`: while this file exists the worker waits before running a batch (tests use it
@@ -149,10 +149,12 @@ class Batcher:
         deadline = time.perf_counter() + self.wait_s
         while clips < self.max_clips:
             remaining = deadline - time.perf_counter()
-            if remaining <= 0 or self.admission.count == 0 and self._queue.empty():
-                break  # the window is over, or nobody else is on the way
+            alone = self.admission.count == 0 and self._queue.empty()  # nobody else is on the way
             try:
-                job = self._queue.get(timeout=remaining)
+                if remaining > 0 and not alone:
+                    job = self._queue.get(timeout=remaining)
+                else:  # the window is over: only what is already queued
+                    job = self._queue.get_nowait()
             except queue.Empty:
                 break
             if job is None:
