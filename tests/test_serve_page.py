@@ -21,15 +21,19 @@ from serve_fixtures import LABELS, make_checkpoints, make_clip, running_server  
 
 from videomae import pipeline  # noqa: E402
 
-CHROMIUM = find_chromium()
-if CHROMIUM is None:
-    if os.environ.get("CI", "").lower() == "true":
-        raise RuntimeError("Chromium is not installed, and CI must test the page: .ci/run installs the Debian "
-                           "package `chromium`")
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The browser; in CI (CI=true) its absence fails the test instead of skipping it."""
+    path = find_chromium()
+    if path is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Chromium is not installed, and CI must test the page: .ci/run installs the Debian package "
+                        "`chromium`")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return path
 
 
-def test_the_page_classifies_a_chosen_clip_and_shows_the_top_5(tmp_path: Path) -> None:
+def test_the_page_classifies_a_chosen_clip_and_shows_the_top_5(chromium: str, tmp_path: Path) -> None:
     checkpoints = make_checkpoints(tmp_path)
     clip = make_clip(tmp_path / "gliding square.mp4", label=1, num_frames=48, size=96)
     model = pipeline.load_classifier(str(checkpoints["classifier"]))
@@ -38,7 +42,7 @@ def test_the_page_classifies_a_chosen_clip_and_shows_the_top_5(tmp_path: Path) -
     expected = [(label, f"{score * 100:.1f}%") for label, _, score in result.top_k(5)]
 
     with running_server(Path(checkpoints["classifier"].name), "--num-clips", "2", cwd=tmp_path) as server, \
-            Browser(CHROMIUM) as browser:
+            Browser(chromium) as browser:
         browser.navigate(server.url + "/")
         browser.wait_until("document.getElementById('model').textContent.includes('VideoMAEForVideoClassification')")
         browser.set_files("#file", [str(clip)])

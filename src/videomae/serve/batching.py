@@ -97,8 +97,9 @@ class Batcher:
 
     The worker takes the first job that arrives, then gathers more for up to `wait_s` seconds
     (fewer when no other request is admitted, so a lone client does not wait; with 0, only
-    the jobs already queued) or until `max_clips` clips, groups them by kind and calls `run(kind, jobs)`, which returns one
-    result per job. An exception fails every job of that batch.
+    the jobs already queued) or until `max_clips` clips, groups them by kind and calls
+    `run(kind, jobs)`, which returns one result per job. An exception fails every job of that
+    batch.
 
     `hold_file`: while this file exists the worker waits before running a batch (tests use it
     to fill the queue deterministically; see the `VIDEOMAE_SERVE_HOLD` environment variable).
