@@ -9,6 +9,7 @@ is all it needs.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import queue
@@ -35,8 +36,12 @@ class Browser:
         self._from_browser, from_browser_write = os.pipe()
 
         def wire() -> None:  # in the child: the protocol pipes become fds 3 and 4
-            os.dup2(to_browser_read, 3)
-            os.dup2(from_browser_write, 4)
+            # first out of the way (either may already be 3 or 4, and dup2 onto itself would
+            # keep close-on-exec), then into place, inheritable
+            read_end = fcntl.fcntl(to_browser_read, fcntl.F_DUPFD, 10)
+            write_end = fcntl.fcntl(from_browser_write, fcntl.F_DUPFD, 10)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
 
         args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--remote-debugging-pipe", "--no-first-run", "--no-default-browser-check", "--disable-extensions",

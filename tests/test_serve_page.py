@@ -64,3 +64,20 @@ def test_the_page_classifies_a_chosen_clip_and_shows_the_top_5(chromium: str, tm
     target = os.environ.get("VIDEOMAE_SERVE_SCREENSHOT")
     if target:
         Path(target).write_bytes(picture)
+
+
+def test_the_page_shows_a_pretraining_checkpoints_reconstruction(chromium: str, tmp_path: Path) -> None:
+    make_checkpoints(tmp_path)
+    clip = make_clip(tmp_path / "clip.mp4", num_frames=48, size=96)
+    with running_server(Path("pretraining"), cwd=tmp_path) as server, Browser(chromium) as browser:
+        browser.navigate(server.url + "/")
+        browser.wait_until("document.getElementById('model').textContent.includes('VideoMAEForPreTraining')")
+        browser.set_files("#file", [str(clip)])
+        browser.wait_until("['done', 'error'].includes(document.getElementById('status').dataset.state)")
+        status = browser.evaluate("document.getElementById('status').textContent")
+        assert status == "clip.mp4: " + status.split(": ", 1)[1] and "32-d features" in status, status
+        size = browser.wait_until("(() => { const img = document.getElementById('reconstruction'); "
+                                  "return img.complete && img.naturalWidth && [img.naturalWidth, img.naturalHeight] "
+                                  "})()")
+        assert size == [3 * 128 + 2 * 4, 128]  # original | masked | reconstruction, 32 px frames enlarged 4x
+        assert browser.evaluate("document.getElementById('top5').children.length") == 0  # no classifier, no scores
