@@ -8,6 +8,7 @@
     videomae pretrain --data videos/ --model small --epochs 800
     videomae finetune --data train.txt --eval-data val.txt --init-from runs/pretrain/model
     videomae evaluate --model runs/finetune/model --data test.txt
+    videomae serve --model runs/finetune/model --port 8000
     videomae demo
 
 Mistakes a user can make (a missing file, a bad model path, a hub id while offline, a video
@@ -36,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import convert, inference, prep, training
+    from . import convert, inference, prep, serve, training
     from .. import demo
 
     parser = _Parser(prog="videomae", description="VideoMAE: classify, embed and reconstruct videos; pretrain, "
@@ -104,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         training.add_arguments(p, name)
         p.set_defaults(run=lambda args, name=name: training.run(args, name))
 
+    p = sub.add_parser("serve", parents=[common], help="an HTTP service and a web page for a model",
+                       description="Serve a model over HTTP: POST /v1/classify, /v1/embed, /v1/reconstruct (a video "
+                                   "upload, or JSON naming a file under --data-root), GET /v1/model, /healthz, "
+                                   "/metrics, and a web page at /. Requests of many clients share model batches. "
+                                   "Needs the serve extra: pip install 'videomae[serve]'.")
+    serve.add_arguments(p)
+    p.set_defaults(run=serve.run)
+
     p = sub.add_parser("demo", parents=[common], help="the paper's finding on a synthetic data set, offline",
                        description=demo.DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_arguments(p)
@@ -111,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_CHATTY = {"pretrain", "finetune", "evaluate", "demo"}  # their progress is logged at INFO
+_CHATTY = {"pretrain", "finetune", "evaluate", "demo", "serve"}  # their progress is logged at INFO
 
 
 def _setup_logging(debug: bool, command: str) -> None:
