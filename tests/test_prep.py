@@ -273,3 +273,18 @@ def test_cli_fails_only_when_every_file_fails(tmp_path: Path) -> None:
     (src / "x.mp4").write_bytes(b"junk" * 10)
     assert main(["prep", str(src), str(tmp_path / "dst"), "--quiet"]) == 1
     assert (tmp_path / "dst" / "videos.txt").read_text() == ""
+
+
+def test_a_copy_larger_than_max_size_ratio_is_encoded_again_coarser(tmp_path):
+    """Noisy, already small sources grow when re-encoded at CRF 23 with short GOPs; the prepared
+    set must stay within `max_size_ratio` of its source (here made to bite with a tight ratio)."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (40, 64, 96, 3), dtype=np.uint8)  # noise: the worst case
+    (tmp_path / "src").mkdir()
+    source = write_video(tmp_path / "src" / "noise.mp4", frames, fps=20)
+    loose = prepare(tmp_path / "src", tmp_path / "loose", workers=1, progress=False, max_size_ratio=100.0)
+    tight_ratio = loose.ratio * 0.6
+    tight = prepare(tmp_path / "src", tmp_path / "tight", workers=1, progress=False, max_size_ratio=tight_ratio)
+    assert tight.done == 1 and tight.failed == 0
+    assert tight.ratio <= tight_ratio < loose.ratio
+    assert source.stat().st_size * tight.ratio == pytest.approx((tmp_path / "tight" / "noise.mp4").stat().st_size)

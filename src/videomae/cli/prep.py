@@ -28,7 +28,7 @@ from ..prep import PrepOptions, prepare
 def run(args) -> int:  # noqa: ANN001 - argparse namespace
     summary = prepare(args.src, args.dst, root=args.root, short_side=args.short_side,
                       frame_stride=args.frame_stride, keyint=args.keyint, crf=args.crf, preset=args.preset,
-                      bframes=args.bframes,
+                      bframes=args.bframes, max_size_ratio=args.max_size_ratio,
                       workers=args.workers, progress=not args.quiet)
     total = summary.done + summary.skipped + summary.failed
     print(f"{summary.dst}: {summary.done} done, {summary.skipped} skipped (already done), {summary.failed} failed "
@@ -61,6 +61,9 @@ def add_arguments(parser) -> None:  # noqa: ANN001
     parser.add_argument("--bframes", type=int, default=d.bframes, metavar="B",
                         help=f"x264 B-frames (default: {d.bframes}: they save 10-15%% of the disk but delay the first "
                              "frame after every seek, and training clips seek often)")
+    parser.add_argument("--max-size-ratio", type=float, default=d.max_size_ratio, metavar="R",
+                        help=f"a file whose copy would exceed R times its source's size is encoded again at a "
+                             f"CRF 4 higher (up to 39) (default: {d.max_size_ratio})")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes encoding in parallel (default: one per CPU)")
     parser.add_argument("--root", default=None, metavar="R",
