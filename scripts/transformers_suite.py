@@ -168,7 +168,8 @@ def run(tree: Path, swap: bool, extra: list[str]) -> dict[str, str]:
                CUDA_VISIBLE_DEVICES="")
     src = Path(__file__).resolve().parents[1] / "src"
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(src), str(tree), env.get("PYTHONPATH", "")] if p)
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tree),
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "--tb=no", "-p", "no:warnings", "-p", "no:cacheprovider",
+                    "--rootdir", str(tree),
                     f"--junitxml={report}", "tests/models/videomae", *extra], cwd=tree, env=env)
     outcomes: dict[str, str] = {}
     for case in ET.parse(report).getroot().iter("testcase"):

@@ -116,6 +116,9 @@ class PreTrainedVideoMAE(nn.Module):
         wasted work; what the checkpoint lacks is initialised when it is loaded."""
         if not skip_init:
             init_weights(self, self.config)
+        # transformers' legacy switch: `gradient_checkpointing: true` in a config turns it on
+        if getattr(self.config, "gradient_checkpointing", False) or self.config.extra.get("gradient_checkpointing"):
+            self.gradient_checkpointing_enable()
 
     # ----------------------------------------------------------------------------- helpers
     @property
@@ -374,6 +377,10 @@ class PreTrainedVideoMAE(nn.Module):
                 ignore_mismatched_sizes: bool, dtype: torch.dtype | str | None,
                 output_loading_info: bool) -> M | tuple[M, dict[str, Any]]:
         """Build the model, load the internal-layout weights, cast, and report."""
+        if torch.empty(0).is_meta:  # copying into meta tensors is a silent no-op
+            raise RuntimeError("You are using `from_pretrained` with a meta device context manager "
+                               "(torch.device('meta')): the weights would not be loaded. Build the model under "
+                               "it instead (cls(config)), or call from_pretrained outside it.")
         model = cls(config, skip_init=True)
         info = model.load_internal_state_dict(state, ignore_mismatched_sizes, source)
         if dtype is not None and dtype != "auto":
