@@ -14,7 +14,6 @@ shifted in the output's final layout (see `videomae.transforms`). It runs on the
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
