@@ -145,7 +145,7 @@ def test_original_finetuned_layout_puts_every_tensor_where_the_original_code_use
     torch.save({"model": original, "epoch": 29, "args": argparse.Namespace(model="vit_base")}, tmp_path / "ft.pth")
     model, info = videomae.VideoMAEForVideoClassification.from_pretrained(
         tmp_path / "ft.pth", num_frames=4, image_size=32, num_attention_heads=4, output_loading_info=True)
-    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
     c = model.config
     assert (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.num_labels) == (32, 2, 64, 5)
     assert c.use_mean_pooling and c.qkv_bias and c.layer_norm_eps == 1e-6 and (c.patch_size, c.tubelet_size) == (8, 2)
@@ -166,7 +166,7 @@ def test_original_pretraining_layout_puts_every_tensor_where_the_original_code_u
     model, info = videomae.VideoMAEForPreTraining.from_pretrained(
         tmp_path / "checkpoint-799.pth", num_frames=4, image_size=32, num_attention_heads=4,
         decoder_num_attention_heads=2, output_loading_info=True)
-    assert info["missing_keys"] == [] and info["unexpected_keys"] == []  # the pos_embed tables are fixed: dropped
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()  # the pos_embed tables are fixed: dropped
     c = model.config
     assert (c.decoder_hidden_size, c.decoder_num_hidden_layers, c.decoder_intermediate_size) == (16, 2, 32)
     assert c.use_mean_pooling is False  # the pretraining encoder ends with `encoder.norm`
@@ -211,7 +211,7 @@ def test_new_num_labels_needs_ignore_mismatched_sizes(tmp_path):
     model, info = videomae.VideoMAEForVideoClassification.from_pretrained(
         tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True)
     assert model.config.num_labels == 5
-    assert [m[0] for m in info["mismatched_keys"]] == ["classifier.bias", "classifier.weight"]
+    assert sorted(m[0] for m in info["mismatched_keys"]) == ["classifier.bias", "classifier.weight"]
 
 
 def test_backbone_loads_from_head_checkpoint_and_back(tmp_path, transformers):
@@ -262,11 +262,18 @@ def test_missing_paths_and_offline_hub_are_clear(tmp_path):
                                                cache_dir=tmp_path / "cache")
 
 
-def test_unrecognised_keys_are_a_clear_error(tmp_path):
+def test_checkpoint_without_videomae_keys_reports_every_weight_missing(tmp_path):
+    # As transformers does: with a config.json, nothing of the checkpoint is used and every
+    # weight of the model is reported missing (and initialised), by its transformers name.
     save_file({"foo.weight": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
     videomae.VideoMAEConfig(**tiny()).save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="unrecognised checkpoint layout"):
-        videomae.VideoMAEModel.from_pretrained(tmp_path)
+    model, info = videomae.VideoMAEModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["unexpected_keys"] == {"foo.weight"}
+    assert info["missing_keys"] == set(model.state_dict())
+    # Without a config.json there is nothing to build the model from: a clear error.
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(ValueError, match="no config.json beside it and no VideoMAE weights"):
+        videomae.VideoMAEModel.from_pretrained(tmp_path / "model.safetensors")
 
 
 def test_dtype_and_device_helpers(tmp_path):

@@ -96,18 +96,18 @@ def test_finetune_from_a_pretraining_checkpoint_resumes_exactly_with_mixup_and_d
     finetune(output_dir=str(tmp_path / "b"), max_steps=3, **common)
     resumed = finetune(output_dir=str(tmp_path / "b"), resume=str(tmp_path / "b" / "checkpoint-00000003"), **common)
     assert straight["step"] == resumed["step"] == 8
-    a = VideoMAEForVideoClassification.from_pretrained(straight["model_dir"]).state_dict()
-    b = VideoMAEForVideoClassification.from_pretrained(resumed["model_dir"]).state_dict()
+    a = VideoMAEForVideoClassification.from_pretrained(straight["model_dir"]).internal_state_dict()
+    b = VideoMAEForVideoClassification.from_pretrained(resumed["model_dir"]).internal_state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     encoder = VideoMAEForVideoClassification.from_pretrained(pre["model_dir"], num_labels=2,
-                                                             ignore_mismatched_sizes=True).state_dict()
+                                                             ignore_mismatched_sizes=True).internal_state_dict()
     # the pretrained encoder was the starting point: 8 AdamW steps of lr 1e-3 move each weight by a few 1e-3
     # (Adam's step is about lr), while another initialisation is far away
     moved = (a["videomae.blocks.0.attn.qkv.weight"] - encoder["videomae.blocks.0.attn.qkv.weight"]).abs().max()
     assert 0 < moved < 8 * 1e-3 * 3
     fresh = VideoMAEForVideoClassification(VideoMAEConfig.from_preset("small", **FAST["config_overrides"]))
-    assert (fresh.state_dict()["videomae.blocks.0.attn.qkv.weight"] - encoder["videomae.blocks.0.attn.qkv.weight"]
-            ).abs().max() > 0.1
+    qkv = "videomae.blocks.0.attn.qkv.weight"
+    assert (fresh.internal_state_dict()[qkv] - encoder[qkv]).abs().max() > 0.1
     assert [r["step"] for r in read_metrics(tmp_path / "a") if r["kind"] == "train"] == list(range(1, 9))
 
 
@@ -137,5 +137,5 @@ def test_finetuning_starts_from_ours_transformers_or_original_checkpoints(tmp_pa
                                                                       "use_mean_pooling": True},
                             ignore_mismatched_sizes=True)
         assert model.config.num_labels == 3 and model.config.drop_path_rate == 0.1
-        state = model.state_dict()
+        state = model.internal_state_dict()
         assert all(torch.equal(state[k], v) for k, v in encoder.items()), source

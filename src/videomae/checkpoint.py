@@ -37,6 +37,14 @@ _BLOCK_NAMES = [
     ("attn.q_bias", "attention.attention.q_bias"),
     ("attn.v_bias", "attention.attention.v_bias"),
 ]
+# Attention layers unfused for adapters (`PreTrainedVideoMAE.unfuse_qkv`): q and v biases in the Linears.
+_UNFUSED_NAMES = [
+    ("attn.query.bias", "attention.attention.q_bias"),
+    ("attn.value.bias", "attention.attention.v_bias"),
+    ("attn.query.", "attention.attention.query."),
+    ("attn.key.", "attention.attention.key."),
+    ("attn.value.", "attention.attention.value."),
+]
 _HF_BIAS_5X = {"attention.attention.query.bias": "attn.q_bias", "attention.attention.value.bias": "attn.v_bias"}
 _QKV = ("query", "key", "value")
 
@@ -138,10 +146,17 @@ def _strip_wrappers(key: str) -> str:
     return key
 
 
-def to_internal(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
-    """Any supported layout -> internal names. Returns the state dict and the layout found."""
+def to_internal(state: dict[str, torch.Tensor], strict: bool = True) -> tuple[dict[str, torch.Tensor], str]:
+    """Any supported layout -> internal names. Returns the state dict and the layout found.
+    `strict=False`: keys of no known layout are returned unchanged (layout "unknown"), so that
+    a loader reports them as unexpected and the model's weights as missing."""
     state = {_strip_wrappers(k): v for k, v in state.items()}
-    layout = detect_layout(state)
+    try:
+        layout = detect_layout(state)
+    except ValueError:
+        if strict:
+            raise
+        return dict(state), "unknown"
     if layout == "internal":
         return dict(state), layout
     if layout == "original":
@@ -208,15 +223,32 @@ def _block_from_hf(rest: str) -> str:
 
 
 def _block_to_hf(rest: str) -> str:
-    for ours, theirs in _BLOCK_NAMES:
+    for ours, theirs in _UNFUSED_NAMES + _BLOCK_NAMES:
         if rest.startswith(ours):
             return theirs + rest[len(ours):]
     raise KeyError(rest)
 
 
-def to_transformers(state: dict[str, torch.Tensor], with_prefix: bool = True) -> dict[str, torch.Tensor]:
+def to_transformers(state: dict[str, torch.Tensor], with_prefix: bool = True,
+                    version: int = 4) -> dict[str, torch.Tensor]:
     """Internal names -> the transformers 4.x layout (`q_bias` / `v_bias`), which 4.x and 5.x
-    both read. `with_prefix=False` writes a bare `VideoMAEModel`'s names."""
+    both read from files; `version=5`: 5.x's module names (`query.bias` / `value.bias`), what its
+    `state_dict()` has. `with_prefix=False` writes a bare `VideoMAEModel`'s names."""
+    out = _to_transformers_4x(state, with_prefix)
+    if version == 5:
+        out = {_bias_5x(k): v for k, v in out.items()}
+    return out
+
+
+def _bias_5x(key: str) -> str:
+    for old, new in (("attention.attention.q_bias", "attention.attention.query.bias"),
+                     ("attention.attention.v_bias", "attention.attention.value.bias")):
+        if key.endswith(old):
+            return key[: -len(old)] + new
+    return key
+
+
+def _to_transformers_4x(state: dict[str, torch.Tensor], with_prefix: bool) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     enc = "videomae." if with_prefix else ""
     for key, value in state.items():
@@ -233,6 +265,22 @@ def to_transformers(state: dict[str, torch.Tensor], with_prefix: bool = True) ->
             out[f"{enc}embeddings.patch_embeddings.projection." + key.rsplit(".", 1)[1]] = value
         elif key.startswith("videomae.norm."):
             out[f"{enc}layernorm." + key.rsplit(".", 1)[1]] = value
+        else:
+            out[key] = value
+    return out
+
+
+def unfuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Internal names -> those of attention layers unfused for adapters (`attn.query.weight`,
+    `attn.query.bias`, ...)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith("attn.qkv.weight"):
+            stem = key[: -len("qkv.weight")]
+            for name, part in zip(_QKV, value.chunk(3, dim=0)):
+                out[f"{stem}{name}.weight"] = part
+        elif key.endswith(("attn.q_bias", "attn.v_bias")):
+            out[key[: -len("q_bias")] + ("query.bias" if key.endswith("q_bias") else "value.bias")] = value
         else:
             out[key] = value
     return out

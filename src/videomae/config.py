@@ -8,23 +8,24 @@ both are written so that either version reads our files.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 CONFIG_NAME = "config.json"
 
 # Keys transformers writes that carry no meaning for this library; kept so a round trip
 # through our `save_pretrained` does not drop them.
 _PASSTHROUGH_KEYS = {
-    "architectures",
     "transformers_version",
-    "torch_dtype",
-    "dtype",
     "_name_or_path",
 }
+# The 4.x names of fields: read, and written beside the 5.x name.
+_ALIASES = {"torch_dtype": "dtype", "_attn_implementation": "attn_implementation"}
+_ATTN_IMPLEMENTATIONS = {None, "eager", "sdpa"}
 
 # The published model sizes. Decoder sizes follow the released pretraining checkpoints.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -52,6 +53,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _ACTIVATIONS = {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "quick_gelu", "relu", "silu", "swish"}
 _PROBLEM_TYPES = {None, "regression", "single_label_classification", "multi_label_classification"}
+
+
+def _to_dtype(value: Any) -> Any:
+    """None, or a torch.dtype from one or from its name ("float16", "torch.float16")."""
+    if value is None or value == "auto":
+        return None if value is None else "auto"
+    import torch
+
+    if isinstance(value, torch.dtype):
+        return value
+    dtype = getattr(torch, str(value).removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"VideoMAEConfig.dtype {value!r} is not a torch dtype (e.g. 'float32', 'bfloat16')")
+    return dtype
 
 
 def _pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
@@ -94,14 +109,61 @@ class VideoMAEConfig:
     label2id: dict[str, int] | None = None
     problem_type: str | None = None
     drop_path_rate: float = 0.0
+    # Arguments every transformers config takes (PreTrainedConfig's), with its defaults: the
+    # models read the first three as the defaults of the same forward arguments.
+    return_dict: bool = True
+    output_attentions: bool = False
+    output_hidden_states: bool = False
+    dtype: Any = None  # a torch.dtype (given as one or as its name, "float16"); `torch_dtype` in 4.x
+    architectures: list[str] | None = None
+    is_decoder: bool = False
+    is_encoder_decoder: bool = False
+    chunk_size_feed_forward: int = 0
+    attn_implementation: str | None = None  # "eager" or "sdpa": both compute the same function here
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    sub_configs: ClassVar[dict[str, type]] = {}
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, list):
             self.image_size = tuple(self.image_size)
+        self.dtype = _to_dtype(self.dtype)
         self._check_types()
         self._resolve_labels()
         self.validate()
+        object.__setattr__(self, "_ready", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Setting `num_labels` resizes `id2label` / `label2id` to generic names, as transformers does."""
+        super().__setattr__(name, value)
+        if name == "num_labels" and self.__dict__.get("_ready") and value is not None \
+                and len(self.id2label or {}) != value:
+            super().__setattr__("id2label", {i: f"LABEL_{i}" for i in range(value)})
+            super().__setattr__("label2id", {f"LABEL_{i}": i for i in range(value)})
+
+    @property
+    def _attn_implementation(self) -> str:
+        """What transformers' code reads; this library always runs scaled_dot_product_attention
+        (and the explicit softmax when attention maps are asked for)."""
+        return self.attn_implementation or "sdpa"
+
+    @_attn_implementation.setter
+    def _attn_implementation(self, value: str | None) -> None:
+        self.attn_implementation = value
+        self._check_types()
+
+    @property
+    def torch_dtype(self) -> Any:
+        """transformers 4.x name of `dtype`."""
+        return self.dtype
+
+    @property
+    def use_return_dict(self) -> bool:
+        return self.return_dict
+
+    def get_text_config(self, *args: Any, **kwargs: Any) -> VideoMAEConfig:
+        """No sub-configs: the config itself, as transformers answers for a single-modality model."""
+        return self
 
     # ----------------------------------------------------------------------------- checks
     def _check_types(self) -> None:
@@ -136,6 +198,12 @@ class VideoMAEConfig:
         for name in ("id2label", "label2id"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
                 raise ValueError(f"VideoMAEConfig.{name} must be a mapping, got {type(getattr(self, name)).__name__}")
+        for name in ("return_dict", "output_attentions", "output_hidden_states", "is_decoder", "is_encoder_decoder"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"VideoMAEConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.attn_implementation not in _ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"VideoMAEConfig.attn_implementation {self.attn_implementation!r} is not supported: "
+                             "this library has 'sdpa' (the default) and 'eager'")
         if self.problem_type not in _PROBLEM_TYPES:
             raise ValueError(f"VideoMAEConfig.problem_type {self.problem_type!r} is not one of "
                              f"{sorted(p for p in _PROBLEM_TYPES if p)}")
@@ -158,14 +226,12 @@ class VideoMAEConfig:
         if self.label2id is None or len(self.label2id) != self.num_labels:
             self.label2id = {v: k for k, v in self.id2label.items()}
         else:
-            try:
-                self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
-            except (TypeError, ValueError):
-                raise ValueError(f"VideoMAEConfig.label2id values must be class indices (integers), got "
-                                 f"{list(self.label2id.values())[:5]}") from None
+            self.label2id = dict(self.label2id)  # kept as given, as transformers keeps it
 
     def validate(self) -> None:
-        """Raise ValueError naming the field when the sizes cannot form a model."""
+        """Raise ValueError naming the field when the sizes cannot form a model. Like transformers,
+        a hidden size that the heads do not divide is accepted here and refused by the model
+        (`check_heads`): a config may be built first and its sizes set afterwards."""
         height, width = self.image_hw
         sizes = {"image_size height": height, "image_size width": width, "num_frames": self.num_frames,
                  "hidden_size": self.hidden_size, "num_attention_heads": self.num_attention_heads,
@@ -191,16 +257,19 @@ class VideoMAEConfig:
         if self.tubelet_size <= 0 or self.num_frames % self.tubelet_size:
             raise ValueError(f"VideoMAEConfig: num_frames {self.num_frames} is not divisible by "
                              f"tubelet_size {self.tubelet_size}")
+        if self.num_channels <= 0:
+            raise ValueError(f"VideoMAEConfig: num_channels must be positive, got {self.num_channels}")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ValueError(f"VideoMAEConfig: drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+
+    def check_heads(self) -> None:
+        """Raise ValueError when the heads do not divide the width (checked when a model is built)."""
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"VideoMAEConfig: hidden_size {self.hidden_size} is not a multiple of "
                              f"num_attention_heads {self.num_attention_heads}")
         if self.decoder_hidden_size % self.decoder_num_attention_heads:
             raise ValueError(f"VideoMAEConfig: decoder_hidden_size {self.decoder_hidden_size} is not a "
                              f"multiple of decoder_num_attention_heads {self.decoder_num_attention_heads}")
-        if self.num_channels <= 0:
-            raise ValueError(f"VideoMAEConfig: num_channels must be positive, got {self.num_channels}")
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ValueError(f"VideoMAEConfig: drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
 
     # ----------------------------------------------------------------------------- sizes
     @property
@@ -251,6 +320,14 @@ class VideoMAEConfig:
         if "qv_bias" in data:
             qv = data.pop("qv_bias")
             data.setdefault("qkv_bias", qv)
+        for old, new in _ALIASES.items():
+            if old in data:
+                value = data.pop(old)
+                data.setdefault(new, value)
+        overrides = dict(overrides)
+        for old, new in _ALIASES.items():
+            if old in overrides:
+                overrides[new] = overrides.pop(old)
         names = {f.name for f in fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names}
@@ -267,15 +344,18 @@ class VideoMAEConfig:
         """The config.json content: transformers' keys, ours beside them."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "extra":
+            if f.name in ("extra", "attn_implementation"):  # a runtime choice, not saved (nor by transformers)
                 continue
             value = getattr(self, f.name)
             if f.name == "image_size" and isinstance(value, tuple):
                 value = list(value)
             if f.name == "id2label":
                 value = {str(k): v for k, v in value.items()}
+            if f.name == "dtype" and value is not None:
+                value = str(value).removeprefix("torch.")
             out[f.name] = copy.deepcopy(value)
         out["qv_bias"] = self.qkv_bias
+        out["torch_dtype"] = out["dtype"]  # what transformers 4.x reads
         out["model_type"] = "videomae"
         for key, value in self.extra.items():
             if key in _PASSTHROUGH_KEYS or key not in out:
@@ -284,6 +364,9 @@ class VideoMAEConfig:
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
+        Path(json_file_path).write_text(self.to_json_string())
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         path = Path(save_directory)
@@ -311,12 +394,15 @@ class VideoMAEConfig:
             raise ValueError(f"{path}: {err}") from None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> VideoMAEConfig:
-        """Read config.json from a folder, a file, or a hub repo id."""
+    def from_pretrained(cls, name_or_path: str | os.PathLike, subfolder: str = "", **kwargs: Any) -> VideoMAEConfig:
+        """Read config.json from a folder (or its `subfolder`), a file, or a hub repo id."""
         from .hub import resolve_file
 
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _HUB_ARGS}
-        path = resolve_file(name_or_path, CONFIG_NAME, **kwargs)
+        if Path(name_or_path).is_file():
+            return cls.from_json_file(name_or_path, **overrides)
+        filename = f"{subfolder.strip('/')}/{CONFIG_NAME}" if subfolder else CONFIG_NAME
+        path = resolve_file(name_or_path, filename, **kwargs)
         return cls.from_json_file(path, **overrides)
 
     def copy(self, **overrides: Any) -> VideoMAEConfig:
@@ -324,3 +410,18 @@ class VideoMAEConfig:
 
 
 _HUB_ARGS = {"revision", "cache_dir", "token", "local_files_only"}
+_fields_init = VideoMAEConfig.__init__
+
+
+def _init(self: VideoMAEConfig, *args: Any, **kwargs: Any) -> None:
+    """The dataclass's __init__, also taking the 4.x names `torch_dtype` and
+    `_attn_implementation`. Unknown names are a TypeError (a typo is not silently kept)."""
+    for old, new in _ALIASES.items():
+        if old in kwargs:
+            value = kwargs.pop(old)
+            kwargs.setdefault(new, value)
+    _fields_init(self, *args, **kwargs)
+
+
+_init.__signature__ = inspect.signature(_fields_init)  # type: ignore[attr-defined]
+VideoMAEConfig.__init__ = _init  # type: ignore[method-assign]

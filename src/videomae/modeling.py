@@ -88,16 +88,61 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
-    def forward(
-        self, x: torch.Tensor, head_mask: torch.Tensor | None = None, need_weights: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        b, n, c = x.shape
+    def unfuse(self) -> None:
+        """Replace the fused projection by three Linears named as transformers names them
+        (`query`, `key`, `value`; q and v carry the biases), so that adapters such as PEFT's LoRA
+        can target `query` and `value`. Same function, three matrix products instead of one."""
+        if self.qkv is None:
+            return
+        dim = self.qkv.in_features
+        weights = self.qkv.weight.detach().chunk(3, dim=0)
+        biases = (self.q_bias, None, self.v_bias)
+        for name, weight, bias in zip(("query", "key", "value"), weights, biases):
+            linear = nn.Linear(dim, dim, bias=bias is not None, device=weight.device, dtype=weight.dtype)
+            linear.weight = nn.Parameter(weight.clone(), requires_grad=self.qkv.weight.requires_grad)
+            if bias is not None:
+                linear.bias = nn.Parameter(bias.detach().clone(), requires_grad=bias.requires_grad)
+            setattr(self, name, linear)
+        del self.qkv, self.q_bias, self.v_bias
+        self.qkv = self.q_bias = self.v_bias = None
+
+    def fuse(self) -> None:
+        """Undo `unfuse` (after merging adapters into the weights): one projection again."""
+        if self.qkv is not None:
+            return
+        parts = [getattr(self, name) for name in ("query", "key", "value")]
+        if not all(isinstance(p, nn.Linear) for p in parts):
+            raise ValueError("query / key / value are not plain Linears (adapters not merged?): merge them first, "
+                             "e.g. peft_model.merge_and_unload()")
+        dim = parts[0].in_features
+        del self.qkv, self.q_bias, self.v_bias
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False, device=parts[0].weight.device, dtype=parts[0].weight.dtype)
+        self.qkv.weight = nn.Parameter(torch.cat([p.weight.detach() for p in parts]))
+        if parts[0].bias is not None:
+            self.q_bias = nn.Parameter(parts[0].bias.detach().clone())
+            self.v_bias = nn.Parameter(parts[2].bias.detach().clone())
+        else:
+            self.q_bias = self.v_bias = None
+        del self.query, self.key, self.value
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v, each (B, nh, N, hd)."""
+        b, n, _ = x.shape
+        if self.qkv is None:  # unfused, for adapters
+            return tuple(getattr(self, name)(x).reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+                         for name in ("query", "key", "value"))  # type: ignore[return-value]
         bias = None
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias)
         qkv = qkv.reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, nh, N, hd)
-        q, k, v = qkv.unbind(0)
+        return qkv.unbind(0)
+
+    def forward(
+        self, x: torch.Tensor, head_mask: torch.Tensor | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b, n, c = x.shape
+        q, k, v = self.project(x)
         dropout = self.attn_drop if self.training else 0.0
         weights = None
         if need_weights or head_mask is not None:
@@ -153,15 +198,17 @@ def run_blocks(
     head_mask: torch.Tensor | None,
     output_attentions: bool,
     output_hidden_states: bool,
-    use_checkpoint: bool,
+    use_checkpoint: bool | dict,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-    """Run a stack of blocks, collecting hidden states (input first) and attention maps."""
+    """Run a stack of blocks, collecting hidden states (input first) and attention maps.
+    `use_checkpoint`: False, True, or the keyword arguments of torch.utils.checkpoint."""
+    checkpoint_kwargs = {"use_reentrant": False, **(use_checkpoint if isinstance(use_checkpoint, dict) else {})}
     hidden: list[torch.Tensor] = [x] if output_hidden_states else []
     attentions: list[torch.Tensor] = []
     for i, block in enumerate(blocks):
         layer_mask = head_mask[i] if head_mask is not None else None
-        if use_checkpoint and torch.is_grad_enabled():
-            x, weights = checkpoint(block, x, layer_mask, output_attentions, use_reentrant=False)
+        if use_checkpoint is not False and torch.is_grad_enabled():
+            x, weights = checkpoint(block, x, layer_mask, output_attentions, **checkpoint_kwargs)
         else:
             x, weights = block(x, layer_mask, output_attentions)
         if output_hidden_states:
@@ -212,7 +259,8 @@ class VideoMAEModel(PreTrainedVideoMAE):
         self.patch_embed = PatchEmbed(config)
         self.register_buffer("position_embeddings", sinusoid_table(config.num_patches, config.hidden_size),
                              persistent=False)
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        n = config.num_hidden_layers  # rates 0 .. drop_path_rate, as torch.linspace (in Python: meta-device safe)
+        rates = [config.drop_path_rate * i / (n - 1) if n > 1 else 0.0 for i in range(n)]
         self.blocks = nn.ModuleList(
             Block(config, config.hidden_size, config.num_attention_heads, config.intermediate_size, rate)
             for rate in rates
@@ -268,14 +316,16 @@ class VideoMAEModel(PreTrainedVideoMAE):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> BaseModelOutput | tuple:
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
         self.check_pixels(pixel_values)
         visible = None
         if bool_masked_pos is not None:
             num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
             visible, _ = split_indices(bool_masked_pos, num_masked)
             visible = _to_device(visible, pixel_values.device)
-        out = self.encode(pixel_values, visible, head_mask, bool(output_attentions), bool(output_hidden_states))
-        return out if return_dict is not False else out.to_tuple()
+        out = self.encode(pixel_values, visible, head_mask, output_attentions, output_hidden_states)
+        return out if return_dict else out.to_tuple()
 
     def encode(
         self,
@@ -352,10 +402,11 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
         if num_masked == 0:
             raise ValueError("bool_masked_pos masks no token: pretraining reconstructs the masked tokens, so mask "
                              "at least one (e.g. videomae.tube_mask(config.grid_size, 0.9))")
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
         visible, masked = (_to_device(i, pixel_values.device) for i in split_indices(bool_masked_pos, num_masked))
-        out = self.forward_indexed(pixel_values, visible, masked, head_mask, bool(output_attentions),
-                                   bool(output_hidden_states))
-        return out if return_dict is not False else out.to_tuple()
+        out = self.forward_indexed(pixel_values, visible, masked, head_mask, output_attentions, output_hidden_states)
+        return out if return_dict else out.to_tuple()
 
     def forward_indexed(
         self,
@@ -410,13 +461,15 @@ class VideoMAEForVideoClassification(PreTrainedVideoMAE):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> ImageClassifierOutput | tuple:
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
         pooled, outputs = self.forward_features(pixel_values, head_mask=head_mask, output_attentions=output_attentions,
                                                 output_hidden_states=output_hidden_states)
         logits = self.classifier(pooled)
         loss = self.loss(logits, labels) if labels is not None else None
         out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                                     attentions=outputs.attentions)
-        return out if return_dict is not False else out.to_tuple()
+        return out if return_dict else out.to_tuple()
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Regression, single-label or multi-label loss, chosen as transformers chooses it."""

@@ -1,41 +1,61 @@
-"""Model outputs: dataclasses that also index like tuples, as transformers' outputs do."""
+"""Model outputs: dataclasses that are also ordered dicts, as transformers' `ModelOutput` is.
+
+Fields that are None are left out of the dict view: `keys()`, iteration (which yields keys, as
+a dict's does), `len()`, `to_tuple()` and integer indexing see only the fields that are set, so
+`out[0]` is the first output that exists and `out["logits"]` is `out.logits`.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any
-from collections.abc import Iterator
 
 import torch
 
 
-class ModelOutput:
-    """Fields that are None are skipped when the output is used as a tuple."""
+class ModelOutput(OrderedDict):
+    """Base of the output dataclasses; the dataclass fields are the only keys a dict may hold."""
 
-    def to_tuple(self) -> tuple[Any, ...]:
-        return tuple(v for _, v in self.items())
-
-    def keys(self) -> list[str]:
-        return [k for k, _ in self.items()]
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None]
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                super().__setitem__(f.name, value)
 
     def __getitem__(self, key: int | slice | str) -> Any:
         if isinstance(key, str):
-            if key not in self.keys():
-                raise KeyError(key)
-            return getattr(self, key)
+            return super().__getitem__(key)
         return self.to_tuple()[key]
 
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.to_tuple())
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        super().__setattr__(key, value)
 
-    def __len__(self) -> int:
-        return len(self.to_tuple())
+    def __setattr__(self, name: str, value: Any) -> None:
+        if value is not None and name in {f.name for f in fields(self)}:
+            super().__setitem__(name, value)
+        elif value is None and name in self:
+            super().__delitem__(name)
+        super().__setattr__(name, value)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
+    def __delitem__(self, key: str) -> None:
+        raise TypeError(f"cannot delete {key!r} from a {type(self).__name__}; set the field to None")
+
+    def setdefault(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} has fixed fields; set them as attributes")
+
+    def pop(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} has fixed fields; set them to None instead")
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"{type(self).__name__} has fixed fields; set them as attributes")
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(self[k] for k in self.keys())
+
+    def __reduce__(self) -> Any:  # pickling and deepcopy: rebuild from the fields
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))
 
 
 @dataclass

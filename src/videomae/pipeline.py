@@ -62,11 +62,11 @@ def model_architectures(model: str, offline: bool = False) -> list[str]:
     """The `architectures` recorded in a model's config.json ([] for a .pth or none recorded)."""
     if Path(model).is_file():
         sibling = Path(model).parent / CONFIG_NAME
-        return list(VideoMAEConfig.from_json_file(sibling).extra.get("architectures", [])) if sibling.is_file() else []
+        return list(VideoMAEConfig.from_json_file(sibling).architectures or []) if sibling.is_file() else []
     path = resolve_file(model, CONFIG_NAME, required=False, local_files_only=offline)
     if path is None:
         return []
-    return list(VideoMAEConfig.from_json_file(path).extra.get("architectures", []))
+    return list(VideoMAEConfig.from_json_file(path).architectures or [])
 
 
 def load_processor(model: str, config: VideoMAEConfig, offline: bool = False) -> VideoMAEImageProcessor:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +20,12 @@ from .initialization import init_weights
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound="PreTrainedVideoMAE")
+_INTERNAL_NAMES: ContextVar[bool] = ContextVar("videomae_internal_names", default=False)
+
+
+def _is_bare_key(key: str) -> bool:
+    """A key of a bare encoder (no `videomae.` prefix), in any layout."""
+    return key.startswith(("embeddings.", "encoder.layer.", "layernorm.", "patch_embed.", "blocks.", "norm."))
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
 _DECODER_KEYS = ("decoder.", "encoder_to_decoder.", "mask_token")  # internal names of the pretraining decoder
 
@@ -36,12 +44,71 @@ def _parse_size(size: int | str) -> int:
 class PreTrainedVideoMAE(nn.Module):
     """Base of the model classes: config, initialisation, loading and saving."""
 
+    # The public class attributes transformers' models have and tools (Trainer, PEFT) read.
+    config_class = VideoMAEConfig
+    base_model_prefix = "videomae"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = True
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """No text generation (what transformers' Trainer and pipelines ask)."""
+        return False
+
+    def enable_input_require_grads(self) -> None:
+        """Make the patch embedding's output require grad, so that gradient checkpointing works
+        with frozen embeddings (PEFT / LoRA calls this)."""
+        def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            output.requires_grad_(True)
+
+        self._require_grads_hook = self.get_input_embeddings().register_forward_hook(hook)
+
+    def disable_input_require_grads(self) -> None:
+        handle = self.__dict__.pop("_require_grads_hook", None)
+        if handle is not None:
+            handle.remove()
+
     def __init__(self, config: VideoMAEConfig) -> None:
         super().__init__()
         if not isinstance(config, VideoMAEConfig):
             raise ValueError(f"{type(self).__name__} needs a VideoMAEConfig, got {type(config).__name__}")
+        config.check_heads()
         self.config = config
-        self.gradient_checkpointing = False
+        self.gradient_checkpointing: bool | dict = False
+
+    def output_options(
+        self, output_attentions: bool | None, output_hidden_states: bool | None, return_dict: bool | None
+    ) -> tuple[bool, bool, bool]:
+        """The forward arguments, None meaning the config's value (as in transformers)."""
+        c = self.config
+        return (c.output_attentions if output_attentions is None else bool(output_attentions),
+                c.output_hidden_states if output_hidden_states is None else bool(output_hidden_states),
+                c.return_dict if return_dict is None else bool(return_dict))
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The patch (tubelet) embedding: what transformers returns for vision models."""
+        return getattr(self, "videomae", self).patch_embed
+
+    def get_output_embeddings(self) -> None:
+        return None
+
+    # ------------------------------------------------------------- adapters (PEFT / LoRA)
+    def unfuse_qkv(self) -> PreTrainedVideoMAE:
+        """Give every attention layer separate `query` / `key` / `value` Linears (transformers'
+        names) in place of the fused projection, so that PEFT can put LoRA on them:
+        `get_peft_model(model.unfuse_qkv(), LoraConfig(target_modules=["query", "value"]))`.
+        Same outputs; slightly slower (three matrix products). Returns self."""
+        for module in self.modules():
+            if hasattr(module, "unfuse") and hasattr(module, "qkv"):
+                module.unfuse()
+        return self
+
+    def fuse_qkv(self) -> PreTrainedVideoMAE:
+        """Back to one fused projection per layer (after `merge_and_unload()`). Returns self."""
+        for module in self.modules():
+            if hasattr(module, "fuse") and hasattr(module, "qkv"):
+                module.fuse()
+        return self
 
     def post_init(self, skip_init: bool = False) -> None:
         """Initialise every weight, last thing in a model's constructor. `skip_init`: the model
@@ -49,6 +116,9 @@ class PreTrainedVideoMAE(nn.Module):
         wasted work; what the checkpoint lacks is initialised when it is loaded."""
         if not skip_init:
             init_weights(self, self.config)
+        # transformers' legacy switch: `gradient_checkpointing: true` in a config turns it on
+        if getattr(self.config, "gradient_checkpointing", False) or self.config.extra.get("gradient_checkpointing"):
+            self.gradient_checkpointing_enable()
 
     # ----------------------------------------------------------------------------- helpers
     @property
@@ -84,16 +154,30 @@ class PreTrainedVideoMAE(nn.Module):
         after = len(encoder.blocks) + 1
         return {name: depth.get(id(param), after) for name, param in self.named_parameters()}
 
-    def gradient_checkpointing_enable(self) -> None:
-        """Recompute block activations in the backward pass: less memory, about 30% more time."""
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None,
+                                      activation_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Recompute block activations in the backward pass: less memory, about 30% more time.
+        `gradient_checkpointing_kwargs` (5.x: `activation_checkpointing_kwargs`) go to
+        torch.utils.checkpoint (e.g. {"use_reentrant": True}); non-reentrant by default."""
+        kwargs = gradient_checkpointing_kwargs or activation_checkpointing_kwargs
+        value: bool | dict = dict(kwargs) if kwargs else True
         for module in self.modules():
             if hasattr(module, "gradient_checkpointing"):
-                module.gradient_checkpointing = True
+                module.gradient_checkpointing = value
 
     def gradient_checkpointing_disable(self) -> None:
         for module in self.modules():
             if hasattr(module, "gradient_checkpointing"):
                 module.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return any(getattr(m, "gradient_checkpointing", False) is not False for m in self.modules())
+
+    # transformers 5.x's names of the same switches
+    activation_checkpointing_enable = gradient_checkpointing_enable
+    activation_checkpointing_disable = gradient_checkpointing_disable
+    is_activation_checkpointing = is_gradient_checkpointing
 
     def compile_blocks(self, **compile_kwargs: Any) -> PreTrainedVideoMAE:
         """torch.compile each transformer block in place (regional compilation): the blocks
@@ -111,8 +195,42 @@ class PreTrainedVideoMAE(nn.Module):
         """What our keys lack compared with the internal layout (a bare encoder lacks `videomae.`)."""
         return "" if hasattr(self, "videomae") else "videomae."
 
-    def internal_state_dict(self) -> dict[str, torch.Tensor]:
-        return {self._prefix + k: v for k, v in self.state_dict().items()}
+    def internal_state_dict(self, keep_vars: bool = False) -> dict[str, torch.Tensor]:
+        """Weights under the internal names (fused qkv, timm-style blocks, encoder under `videomae.`)."""
+        token = _INTERNAL_NAMES.set(True)
+        try:
+            return {self._prefix + k: v for k, v in super().state_dict(keep_vars=keep_vars).items()}
+        finally:
+            _INTERNAL_NAMES.reset(token)
+
+    # The public state dict speaks transformers' names, so that `model.load_state_dict(hf_state_dict)`
+    # and the reverse work; the fused projection is split and joined here, at the boundary.
+    def state_dict(self, *, destination: dict | None = None, prefix: str = "", keep_vars: bool = False) -> dict:
+        """Weights under transformers 5.x's names (`query.bias` / `value.bias`; `load_state_dict`
+        also takes 4.x's `q_bias` / `v_bias`). `internal_state_dict()` gives this library's own names."""
+        if _INTERNAL_NAMES.get():
+            return super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        names = checkpoint.to_transformers(self.internal_state_dict(keep_vars), with_prefix=self._prefix == "",
+                                           version=5)
+        destination = OrderedDict() if destination is None else destination
+        for key, value in names.items():
+            destination[prefix + key] = value
+        return destination
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        """Load weights under transformers' (4.x or 5.x), internal or original names."""
+        state = self._own_names(state_dict)
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+    def _own_names(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Any supported layout -> the names of this module's own parameters."""
+        internal, _ = checkpoint.to_internal({("videomae." + k if self._prefix and _is_bare_key(k) else k): v
+                                              for k, v in state.items()}, strict=False)
+        if any(getattr(m, "qkv", 0) is None for m in self.modules()):  # unfused for adapters
+            internal = checkpoint.unfuse_qkv(internal)
+        if self._prefix:
+            return {k[len(self._prefix):] if k.startswith(self._prefix) else k: v for k, v in internal.items()}
+        return internal
 
     # ----------------------------------------------------------------------------- saving
     def save_pretrained(
@@ -129,7 +247,7 @@ class PreTrainedVideoMAE(nn.Module):
         state = checkpoint.to_transformers(self.internal_state_dict(), with_prefix=bool(self._prefix == ""))
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
         config = self.config.copy()
-        config.extra["architectures"] = [type(self).__name__]
+        config.architectures = [type(self).__name__]
         for stale in checkpoint.WEIGHT_NAMES:
             (folder / stale).unlink(missing_ok=True)
         shards = self._shards(state, _parse_size(max_shard_size) if max_shard_size else None)
@@ -173,24 +291,46 @@ class PreTrainedVideoMAE(nn.Module):
     @classmethod
     def from_pretrained(
         cls: type[M],
-        pretrained_model_name_or_path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike | None,
         *,
         config: VideoMAEConfig | None = None,
+        state_dict: dict[str, torch.Tensor] | None = None,
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
+        dtype: torch.dtype | str | None = None,
         torch_dtype: torch.dtype | str | None = None,
+        attn_implementation: str | None = None,
+        subfolder: str = "",
         revision: str | None = None,
         cache_dir: str | os.PathLike | None = None,
         token: str | bool | None = None,
         local_files_only: bool = False,
         **config_overrides: Any,
-    ) -> M | tuple[M, dict[str, list]]:
-        """Load from a folder (config.json + safetensors or .bin, sharded or not), a hub repo id,
-        or a single weights file (an original `.pth` checkpoint infers its config).
+    ) -> M | tuple[M, dict[str, Any]]:
+        """Load from a folder (config.json + safetensors or .bin, sharded or not; or its
+        `subfolder`), a hub repo id, or a single weights file (an original `.pth` checkpoint
+        infers its config). `from_pretrained(None, config=..., state_dict=...)` builds from
+        weights in memory.
 
         Config fields can be overridden by keyword (`num_labels=10`); a new head size needs
-        `ignore_mismatched_sizes=True`.
+        `ignore_mismatched_sizes=True`. `dtype` (`torch_dtype` in transformers 4.x) casts the
+        weights; "auto" keeps the checkpoint's. With `output_loading_info=True` the second value
+        is transformers' dict: sets of `missing_keys` and `unexpected_keys`, `mismatched_keys`
+        and `error_msgs`, under transformers' key names.
         """
+        if torch_dtype is not None and dtype is not None and torch_dtype != dtype:
+            raise ValueError(f"from_pretrained: dtype={dtype!r} and torch_dtype={torch_dtype!r} disagree; pass dtype")
+        dtype = dtype if dtype is not None else torch_dtype
+        if attn_implementation is not None:
+            config_overrides["attn_implementation"] = attn_implementation
+        if pretrained_model_name_or_path is None:
+            if config is None or state_dict is None:
+                raise ValueError("from_pretrained(None, ...) needs both config= and state_dict=")
+            config = config.copy(**config_overrides) if config_overrides else config
+            state, _ = checkpoint.to_internal(state_dict, strict=False)
+            return cls._finish(config, state, "state_dict", ignore_mismatched_sizes, dtype, output_loading_info)
+        if subfolder:
+            pretrained_model_name_or_path = f"{os.fspath(pretrained_model_name_or_path).rstrip('/')}/{subfolder}"
         source = Path(pretrained_model_name_or_path)
         name = os.fspath(pretrained_model_name_or_path)
         hub = dict(revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only)
@@ -216,11 +356,8 @@ class PreTrainedVideoMAE(nn.Module):
         if not source.exists():  # a hub repo: shards named by an index are downloaded one by one
             def fetch(shard: str) -> Path | None:
                 return resolve_file(name, shard, **hub)
-        raw = checkpoint.read_weights(weights_path, fetch)
-        try:
-            state, layout = checkpoint.to_internal(raw)
-        except ValueError as err:
-            raise ValueError(f"{weights_path}: {err}") from None
+        raw = checkpoint.read_weights(weights_path, fetch) if state_dict is None else state_dict
+        state, layout = checkpoint.to_internal(raw, strict=False)
 
         if config is not None:
             config = config.copy(**config_overrides) if config_overrides else config
@@ -228,13 +365,28 @@ class PreTrainedVideoMAE(nn.Module):
             config = VideoMAEConfig.from_json_file(config_path, **config_overrides)
         elif layout in ("original", "internal"):
             config = VideoMAEConfig.from_dict(checkpoint.infer_config_fields(state), **config_overrides)
+        elif layout == "unknown":
+            raise ValueError(f"{weights_path}: no config.json beside it and no VideoMAE weights to infer one from "
+                             "(keys " + ", ".join(list(state)[:5]) + "); pass config=VideoMAEConfig(...)")
         else:
             raise FileNotFoundError(f"{weights_path}: no config.json beside it; pass config=VideoMAEConfig(...)")
+        return cls._finish(config, state, str(weights_path), ignore_mismatched_sizes, dtype, output_loading_info)
 
+    @classmethod
+    def _finish(cls: type[M], config: VideoMAEConfig, state: dict[str, torch.Tensor], source: str,
+                ignore_mismatched_sizes: bool, dtype: torch.dtype | str | None,
+                output_loading_info: bool) -> M | tuple[M, dict[str, Any]]:
+        """Build the model, load the internal-layout weights, cast, and report."""
+        if torch.empty(0).is_meta:  # copying into meta tensors is a silent no-op
+            raise RuntimeError("You are using `from_pretrained` with a meta device context manager "
+                               "(torch.device('meta')): the weights would not be loaded. Build the model under "
+                               "it instead (cls(config)), or call from_pretrained outside it.")
         model = cls(config, skip_init=True)
-        info = model.load_internal_state_dict(state, ignore_mismatched_sizes, str(weights_path))
-        if torch_dtype is not None and torch_dtype != "auto":
-            model = model.to(getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype)
+        info = model.load_internal_state_dict(state, ignore_mismatched_sizes, source)
+        if dtype is not None and dtype != "auto":
+            dtype = getattr(torch, dtype.removeprefix("torch.")) if isinstance(dtype, str) else dtype
+            model = model.to(dtype)
+            model.config.dtype = dtype
         model.eval()
         return (model, info) if output_loading_info else model
 
@@ -267,7 +419,7 @@ class PreTrainedVideoMAE(nn.Module):
                     init_weights(module, self.config, prefix=name)
             if "mask_token" in fresh:
                 nn.init.trunc_normal_(self.mask_token, std=self.config.initializer_range)
-        self.load_state_dict(load, strict=False)
+        super().load_state_dict(load, strict=False)
         if fresh:
             logger.warning("%s: weights of %s not in the checkpoint, newly initialised (train before use): %s",
                            source, type(self).__name__, ", ".join(fresh))
@@ -278,4 +430,19 @@ class PreTrainedVideoMAE(nn.Module):
         elif unexpected:
             logger.info("%s: checkpoint weights not used by %s: %s", source, type(self).__name__,
                         ", ".join(unexpected))
-        return {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched}
+        return self._transformers_report(own, missing, unexpected, mismatched)
+
+    def _transformers_report(self, own: dict[str, torch.Tensor], missing: list[str], unexpected: list[str],
+                             mismatched: list[tuple[str, tuple, tuple]]) -> dict[str, Any]:
+        """The loading report as transformers gives it: its key names, sets."""
+        bare = self._prefix == ""
+
+        def names(key: str) -> list[str]:
+            if key not in own:  # a checkpoint key the model lacks: already in the checkpoint's naming
+                return [key[len(self._prefix):] if self._prefix and key.startswith(self._prefix) else key]
+            return list(checkpoint.to_transformers({key: own[key]}, with_prefix=bare, version=5))
+
+        return {"missing_keys": {n for k in missing for n in names(k)},
+                "unexpected_keys": {n for k in unexpected for n in names(k)},
+                "mismatched_keys": {(n, a, b) for k, a, b in mismatched for n in names(k)},
+                "error_msgs": []}

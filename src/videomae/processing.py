@@ -14,16 +14,16 @@ shifted in the output's final layout (see `videomae.transforms`). It runs on the
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
 
 from . import transforms as T
 from .config import CONFIG_NAME as MODEL_CONFIG_NAME
@@ -43,6 +43,10 @@ _RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
 _SIZE_KEYS = ({"shortest_edge"}, {"shortest_edge", "longest_edge"}, {"height", "width"}, {"max_height", "max_width"})
 # Keys transformers writes or reads that carry no preprocessing parameter.
 _METADATA_KEYS = {"image_processor_type", "feature_extractor_type", "processor_class", "auto_map", "_processor_class"}
+
+
+def _as_tuple(value: float | Sequence[float]) -> float | tuple[float, ...]:
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 class BatchFeature(dict):
@@ -130,6 +134,22 @@ def _channels_format(value: Any, name: str) -> str | None:
 # ---------------------------------------------------------------- processor
 
 
+class VideoMAEImageProcessorKwargs(TypedDict, total=False):
+    """The keyword arguments the processor takes (what transformers' `valid_kwargs` lists)."""
+
+    do_resize: bool
+    size: dict
+    resample: int
+    do_center_crop: bool
+    crop_size: dict
+    do_rescale: bool
+    rescale_factor: float
+    do_normalize: bool
+    image_mean: float | Sequence[float]
+    image_std: float | Sequence[float]
+    do_convert_rgb: bool | None
+
+
 class VideoMAEImageProcessor:
     """Preprocess videos for VideoMAE: resize, centre-crop, rescale, normalise.
 
@@ -147,6 +167,7 @@ class VideoMAEImageProcessor:
     """
 
     model_input_names = ["pixel_values"]
+    valid_kwargs = VideoMAEImageProcessorKwargs  # the parameters, as transformers lists them
 
     def __init__(
         self,
@@ -186,10 +207,10 @@ class VideoMAEImageProcessor:
             "do_normalize": self.do_normalize,
             "do_rescale": self.do_rescale,
             "do_resize": self.do_resize,
-            "image_mean": copy.copy(self.image_mean),
+            "image_mean": _as_tuple(self.image_mean),
             "image_processor_type": "VideoMAEImageProcessor",
-            "image_std": copy.copy(self.image_std),
-            "resample": self.resample,
+            "image_std": _as_tuple(self.image_std),
+            "resample": PILImage.Resampling(self.resample),  # an int to json, as in transformers
             "rescale_factor": self.rescale_factor,
             "size": dict(self.size),
         }
@@ -199,6 +220,20 @@ class VideoMAEImageProcessor:
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
+        Path(json_file_path).write_text(self.to_json_string())
+
+    @classmethod
+    def from_json_file(cls, json_file: str | os.PathLike) -> VideoMAEImageProcessor:
+        path = Path(json_file)
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        return cls.from_dict(data)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"
