@@ -25,6 +25,23 @@ def _weights(folder):
     return VideoMAEForPreTraining.from_pretrained(folder).state_dict()
 
 
+def test_pretraining_does_not_flip_by_default_fine_tuning_does(tmp_path):
+    """The paper's pretraining flips no frame; its fine-tuning does."""
+    from videomae.config import VideoMAEConfig
+    from videomae.data import VideoRecord
+    from videomae.train import FinetuneOptions, PretrainOptions
+    from videomae.train.entrypoints import _train_dataset
+
+    assert PretrainOptions().flip is False and FinetuneOptions().flip is True
+    assert PretrainOptions().decoder_mask_ratio == 0.0
+    records = [VideoRecord(str(tmp_path / "a.mp4"), 0)]
+    config = VideoMAEConfig(image_size=32, patch_size=8)
+    dataset = _train_dataset(records, config, PretrainOptions(), torch.device("cpu"))
+    assert dataset.flip is False
+    with pytest.raises(ValueError, match="decoder_mask_ratio"):
+        PretrainOptions(decoder_mask_ratio=0.3).validate()
+
+
 def test_pretraining_with_v2_decoder_masking_runs_through_the_trainer(videos, tmp_path, monkeypatch):
     seen = []
     forward = VideoMAEForPreTraining.forward

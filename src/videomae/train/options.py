@@ -215,6 +215,7 @@ class PretrainOptions(TrainOptions):
     decoder_mask_ratio: float = _opt(0.0, "VideoMAE V2 dual masking: fraction of tokens the decoder does not "
                                           "reconstruct, by a running-cell mask (0.25, 0.5 or 0.75; 0: V1, "
                                           "every hidden token)")
+    flip: bool = _opt(False, "random horizontal flip (off: the paper's pretraining flips nothing)")
 
     def validate(self) -> None:
         super().validate()
