@@ -280,3 +280,82 @@ def test_dtype_and_device_helpers(tmp_path):
     videomae.VideoMAEModel(videomae.VideoMAEConfig(**tiny())).save_pretrained(tmp_path)
     model = videomae.VideoMAEModel.from_pretrained(tmp_path, torch_dtype="bfloat16")
     assert model.dtype == torch.bfloat16 and model.device.type == "cpu" and not model.training
+
+
+# --------------------------------------------------------------------------- VideoMAE V2 (OpenGVLab)
+def test_giant_preset_has_the_shapes_of_videomae_v2_vit_g():
+    from v2_layout import GIANT, SHIPPED_HEADS, v2_finetuned_shapes, v2_pretraining_shapes
+
+    g = GIANT
+    config = videomae.VideoMAEConfig.from_preset("giant", num_labels=SHIPPED_HEADS["vit_g_hybrid_pt_1200e_k710_ft"])
+    assert (config.num_attention_heads, config.decoder_num_attention_heads, config.grid_size) == (16, 8, (8, 16, 16))
+    with torch.device("meta"):  # ~1B parameters: shapes only
+        classifier = videomae.VideoMAEForVideoClassification(config, skip_init=True)
+        # the V2 (and V1) pretraining encoder ends with a norm: use_mean_pooling=False, as loading infers
+        pretraining = videomae.VideoMAEForPreTraining(config.copy(use_mean_pooling=False), skip_init=True)
+    for model, expected in ((classifier, v2_finetuned_shapes(g["dim"], g["depth"], g["mlp"], 710)),
+                            (pretraining, v2_pretraining_shapes(**g))):
+        ours = checkpoint.to_original(model.internal_state_dict())
+        assert {k: tuple(v.shape) for k, v in ours.items()} == expected
+
+
+@pytest.mark.parametrize("wrap", ["model", "module"])
+def test_videomae_v2_finetuned_checkpoint_puts_every_tensor_in_place(tmp_path, wrap):
+    from v2_layout import v2_finetuned_shapes, random_state as v2_random_state
+
+    original = v2_random_state(v2_finetuned_shapes(dim=44, depth=2, mlp=192, num_classes=710))
+    torch.save({wrap: original, "epoch": 39, "args": argparse.Namespace(model="vit_giant_patch14_224")},
+               tmp_path / "vit_g_k710_ft.pth")
+    model, info = videomae.VideoMAEForVideoClassification.from_pretrained(
+        tmp_path / "vit_g_k710_ft.pth", num_frames=4, image_size=28, num_attention_heads=4, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    c = model.config
+    assert (c.patch_size, c.hidden_size, c.intermediate_size, c.num_labels) == (14, 44, 192, 710)
+    assert c.layer_norm_eps == 1e-6
+    assert c.use_mean_pooling and not c.use_learnable_pos_emb and c.position_grid is None
+    state = model.internal_state_dict()
+    for ours, theirs in (("videomae.patch_embed.proj.weight", "patch_embed.proj.weight"),
+                         ("videomae.blocks.1.attn.qkv.weight", "blocks.1.attn.qkv.weight"),
+                         ("videomae.blocks.1.attn.q_bias", "blocks.1.attn.q_bias"),
+                         ("videomae.blocks.0.mlp.fc2.weight", "blocks.0.mlp.fc2.weight"),
+                         ("fc_norm.weight", "fc_norm.weight"), ("classifier.weight", "head.weight"),
+                         ("classifier.bias", "head.bias")):
+        assert torch.equal(state[ours], original[theirs]), (ours, theirs)
+    backbone = {"backbone." + k: v for k, v in original.items()}  # the V2 loader strips this prefix
+    same = videomae.VideoMAEForVideoClassification.from_pretrained(
+        None, config=c, state_dict=backbone)
+    assert torch.equal(same.internal_state_dict()["classifier.weight"], original["head.weight"])
+
+
+def test_videomae_v2_pretraining_checkpoint_loads_for_dual_masking(tmp_path):
+    from v2_layout import v2_pretraining_shapes, random_state as v2_random_state
+
+    original = v2_random_state(v2_pretraining_shapes(dim=44, depth=2, mlp=192, dec_dim=16, dec_depth=1, dec_mlp=69))
+    torch.save({"model": original, "epoch": 1199}, tmp_path / "vit_g_hybrid_pt_1200e.pth")
+    model, info = videomae.VideoMAEForPreTraining.from_pretrained(
+        tmp_path / "vit_g_hybrid_pt_1200e.pth", num_frames=4, image_size=28, num_attention_heads=4,
+        decoder_num_attention_heads=2, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    c = model.config
+    assert (c.decoder_hidden_size, c.decoder_num_hidden_layers, c.decoder_intermediate_size, c.patch_dim) == \
+        (16, 1, 69, 1176)
+    state = model.internal_state_dict()
+    for key in ("mask_token", "encoder_to_decoder.weight", "decoder.head.weight", "decoder.blocks.0.attn.qkv.weight"):
+        assert torch.equal(state[key], original[key])
+    assert torch.equal(state["videomae.norm.weight"], original["encoder.norm.weight"])
+    pixels = torch.randn(2, 4, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+    mask = videomae.tube_mask(c.grid_size, 0.5, 2, torch.Generator().manual_seed(1))
+    dropped = videomae.masking.running_cell_mask(c.grid_size, 0.5, 2, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = model(pixels, mask, decoder_masked_pos=dropped)
+    assert out.logits.shape == (2, 4, 1176) and torch.isfinite(out.loss)
+
+
+def test_config_inference_knows_the_giant_width():
+    state = {"videomae.patch_embed.proj.weight": torch.zeros(1408, 3, 2, 14, 14, device="meta"),
+             "videomae.blocks.0.mlp.fc1.weight": torch.zeros(6144, 1408, device="meta"),
+             "videomae.blocks.0.attn.q_bias": torch.zeros(1408, device="meta"),
+             "classifier.weight": torch.zeros(710, 1408, device="meta")}
+    fields = checkpoint.infer_config_fields(state)
+    assert (fields["num_attention_heads"], fields["patch_size"], fields["intermediate_size"],
+            fields["num_labels"]) == (16, 14, 6144, 710)

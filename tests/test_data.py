@@ -169,6 +169,27 @@ def test_masks_depend_on_the_sample_not_the_batch(videos):
     assert (random_masks.sum(dim=1) == 24).all()
 
 
+def test_decoder_masks_are_drawn_beside_the_encoder_masks_from_the_samples_generator():
+    from videomae.data.collate import merge_batches
+    from videomae.data.sampler import MASK, sample_seed
+    from videomae.masking import running_cell_mask, tube_mask
+
+    samples = [{"pixel_values": torch.zeros(2, 4, 3, 32, 32, dtype=torch.uint8), "label": 0, "index": i, "epoch": 1}
+               for i in (3, 5)]
+    collate = TrainCollate((4, 3, 32, 32), MaskGenerator((2, 4, 4), 0.9, "tube", decoder_mask_ratio=0.5), seed=7)
+    batch = collate(samples)
+    g = torch.Generator().manual_seed(sample_seed(7, 1, 5, MASK))  # sample 5: encoder mask, then decoder mask
+    assert torch.equal(batch["bool_masked_pos"][2:], tube_mask((2, 4, 4), 0.9, 2, g))
+    assert torch.equal(batch["decoder_masked_pos"][2:], running_cell_mask((2, 4, 4), 0.5, 2, g))
+    assert batch["decoder_masked_pos"].shape == (4, 32) and (batch["decoder_masked_pos"].sum(1) == 16).all()
+    merged = merge_batches([batch, collate(samples[:1])])
+    assert torch.equal(merged["decoder_masked_pos"], torch.cat([batch["decoder_masked_pos"],
+                                                                 batch["decoder_masked_pos"][:2]]))
+    assert "decoder_masked_pos" not in TrainCollate((4, 3, 32, 32), MaskGenerator((2, 4, 4), 0.9))(samples)
+    with pytest.raises(ValueError, match="0.25, 0.5 or 0.75"):
+        MaskGenerator((2, 4, 4), 0.9, decoder_mask_ratio=0.1)
+
+
 # --------------------------------------------------------------------------- mixup
 def test_soft_targets_smoothing():
     targets = soft_targets(torch.tensor([1, 0]), 4, smoothing=0.1)

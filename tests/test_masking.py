@@ -92,3 +92,50 @@ def test_targets_undo_the_statistics_the_pixels_were_normalised_with():
     # the default stays ImageNet's, as in transformers
     imagenet = videomae.pretraining_targets(pixels, mask, 2, 8, norm_pix_loss=False)
     torch.testing.assert_close(imagenet, videomae.patchify(masking.unnormalize(pixels), 2, 8)[mask].reshape(2, 4, -1))
+
+
+def _v2_running_cell_maps(grid, ratio):
+    """OpenGVLab/VideoMAEv2 RunningCellMaskingGenerator's 4 maps, transcribed with lists: a ring
+    [1]*m + [0]*(4-m), pointer set to the phase, advanced by one before each temporal slice,
+    the 2x2 cell = ring read from the pointer, np.tile'd over (h, w). 1 = masked."""
+    t, h, w = grid
+    m = int(4 * ratio)
+    ring = [1] * m + [0] * (4 - m)
+    maps = []
+    for phase in range(4):
+        ptr, rows = phase, []
+        for _ in range(t):
+            ptr += 1
+            cell = [ring[(i + ptr) % 4] for i in range(4)]  # reshape(2, 2): entry 2*row + col
+            rows += [cell[2 * (r % 2) + c % 2] for r in range(h) for c in range(w)]
+        maps.append(torch.tensor(rows, dtype=torch.bool))
+    return maps
+
+
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 0.75])
+def test_running_cell_mask_is_one_of_videomae_v2s_four_maps_per_sample(ratio):
+    grid = (3, 4, 6)
+    maps = _v2_running_cell_maps(grid, ratio)
+    mask = masking.running_cell_mask(grid, ratio, 64, torch.Generator().manual_seed(0))
+    assert mask.shape == (64, 72) and mask.dtype == torch.bool
+    phases = [[torch.equal(row, m) for m in maps].index(True) for row in mask]  # each row is one of the maps
+    assert set(phases) == {0, 1, 2, 3}  # and each sample draws its own phase
+    assert (mask.reshape(64, 3, 24).sum(-1) == int(4 * ratio) * 6).all()  # the same count in every slice
+    again = masking.running_cell_mask(grid, ratio, 64, torch.Generator().manual_seed(0))
+    assert torch.equal(mask, again)
+
+
+def test_running_cell_mask_shifts_one_step_per_slice_and_checks_its_grid():
+    mask = masking.running_cell_mask((2, 2, 2), 0.5, 1, torch.Generator().manual_seed(3))[0].reshape(2, 4)
+    assert torch.equal(mask[1], mask[0].roll(-1))  # cell entries move one position from slice to slice
+    with pytest.raises(ValueError, match="even; the grid is 2x3x4"):
+        masking.running_cell_mask((2, 3, 4), 0.5)
+    with pytest.raises(ValueError, match="0.25, 0.5 or 0.75"):
+        masking.running_cell_mask((2, 4, 4), 0.1)
+
+
+def test_decoder_targets_keep_the_decoders_positions_and_weigh_the_hidden_ones():
+    hidden = torch.tensor([[True, False, True, True, False, True]])
+    dropped = torch.tensor([[False, False, True, True, False, False]])  # the decoder keeps 0, 1, 4, 5
+    kept, weight = masking.decoder_targets(hidden, dropped)
+    assert kept.tolist() == [[0, 1, 4, 5]] and weight.tolist() == [[1.0, 0.0, 0.0, 1.0]]

@@ -230,3 +230,42 @@ def test_labels_out_of_range_are_named():
     model = videomae.VideoMAEForVideoClassification(videomae.VideoMAEConfig(**tiny(num_labels=3)))
     with pytest.raises(ValueError, match=r"\[0, 3\).*\[7\]"):
         model(torch.zeros(2, 4, 3, 32, 32), labels=torch.tensor([1, 7]))
+
+
+def _pretraining(seed: int = 0):
+    config = videomae.VideoMAEConfig(**tiny())
+    torch.manual_seed(seed)
+    return randomize(videomae.VideoMAEForPreTraining(config)).eval(), config
+
+
+def test_decoder_mask_of_every_visible_token_is_v1():
+    model, config = _pretraining()
+    _, pixels, mask = _inputs(tiny())
+    with torch.no_grad():
+        v1 = model(pixels, mask)
+        dual = model(pixels, mask, decoder_masked_pos=~mask)
+    torch.testing.assert_close(dual.logits, v1.logits)
+    torch.testing.assert_close(dual.loss, v1.loss)
+
+
+def test_dual_masking_decodes_the_kept_positions_and_scores_the_hidden_ones():
+    model, config = _pretraining()
+    _, pixels, mask = _inputs(tiny())
+    dropped = videomae.masking.running_cell_mask(config.grid_size, 0.5, 2, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out = model(pixels, mask, decoder_masked_pos=dropped)
+        # written out: visible tokens + mask tokens at every position the decoder mask keeps
+        visible = torch.stack([(~m).nonzero()[:, 0] for m in mask])
+        kept = torch.stack([(~d).nonzero()[:, 0] for d in dropped])
+        x = model.encoder_to_decoder(model.videomae(pixels, mask).last_hidden_state)
+        pos = model.position_embeddings[0]
+        x = torch.cat([x + pos[visible], model.mask_token + pos[kept]], dim=1)
+        for block in model.decoder.blocks:
+            x, _ = block(x)
+        logits = model.decoder.head(model.decoder.norm(x[:, -kept.shape[1]:]))
+        targets = videomae.masking.pretraining_targets(pixels, None, 2, 8, True, kept)
+        counts = torch.stack([m[k] for m, k in zip(mask, kept)]).float()  # hidden from the encoder, kept by the decoder
+        loss = (((logits - targets) ** 2).mean(-1) * counts).sum() / counts.sum()
+    assert out.logits.shape == (2, config.num_patches // 2, config.patch_dim)
+    torch.testing.assert_close(out.logits, logits)
+    torch.testing.assert_close(out.loss, loss)

@@ -4,6 +4,7 @@ broken videos, outputs, early failures."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -22,6 +23,40 @@ def videos(tmp_path_factory):
 
 def _weights(folder):
     return VideoMAEForPreTraining.from_pretrained(folder).state_dict()
+
+
+def test_pretraining_does_not_flip_by_default_fine_tuning_does(tmp_path):
+    """The paper's pretraining flips no frame; its fine-tuning does."""
+    from videomae.config import VideoMAEConfig
+    from videomae.data import VideoRecord
+    from videomae.train import FinetuneOptions, PretrainOptions
+    from videomae.train.entrypoints import _train_dataset
+
+    assert PretrainOptions().flip is False and FinetuneOptions().flip is True
+    assert PretrainOptions().decoder_mask_ratio == 0.0
+    records = [VideoRecord(str(tmp_path / "a.mp4"), 0)]
+    config = VideoMAEConfig(image_size=32, patch_size=8)
+    dataset = _train_dataset(records, config, PretrainOptions(), torch.device("cpu"))
+    assert dataset.flip is False
+    with pytest.raises(ValueError, match="decoder_mask_ratio"):
+        PretrainOptions(decoder_mask_ratio=0.3).validate()
+
+
+def test_pretraining_with_v2_decoder_masking_runs_through_the_trainer(videos, tmp_path, monkeypatch):
+    seen = []
+    forward = VideoMAEForPreTraining.forward
+
+    def spy(self, *args, decoder_masked_pos=None, **kwargs):
+        seen.append(None if decoder_masked_pos is None else decoder_masked_pos.float().mean().item())
+        return forward(self, *args, decoder_masked_pos=decoder_masked_pos, **kwargs)
+
+    monkeypatch.setattr(VideoMAEForPreTraining, "forward", spy)
+    out = tmp_path / "run"
+    metrics = pretrain(data=str(videos), output_dir=str(out), epochs=1, max_steps=2, batch_size=4, lr=1e-3,
+                       warmup_steps=1, decoder_mask_ratio=0.5, **FAST)
+    assert metrics["step"] == 2 and all(math.isfinite(r["loss"]) for r in read_metrics(out) if r["kind"] == "train")
+    assert seen == [0.5, 0.5]  # every step's decoder mask drops half the tokens
+    assert json.loads((out / "options.json").read_text())["decoder_mask_ratio"] == 0.5
 
 
 def test_pretraining_loss_decreases_and_outputs_are_written(videos, tmp_path):

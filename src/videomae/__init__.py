@@ -8,6 +8,7 @@ from .masking import (
     pretraining_targets,
     random_mask,
     reconstruct,
+    running_cell_mask,
     tube_mask,
     unnormalize,
     unpatchify,
@@ -27,6 +28,7 @@ __all__ = [
     "VideoMAEImageProcessor", "VideoMAEFeatureExtractor", "BatchFeature",
     "read_video", "probe_video", "VideoInfo", "VideoDecodeError",
     "sample_frame_indices", "uniform_indices", "multi_clip_indices",
-    "tube_mask", "random_mask", "patchify", "unpatchify", "pretraining_targets", "normalize_patches",
+    "tube_mask", "random_mask", "running_cell_mask", "patchify", "unpatchify", "pretraining_targets",
+    "normalize_patches",
     "unnormalize", "reconstruct", "Reconstruction",
 ]

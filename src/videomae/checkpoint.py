@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pickle
 import re
@@ -20,6 +21,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
+
+from .positions import sinusoid_table
 
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
@@ -133,7 +136,7 @@ def detect_layout(state: dict[str, torch.Tensor]) -> str:
     if any("patch_embeddings.projection" in k or ".encoder.layer." in k or k.startswith("encoder.layer.")
            for k in keys):
         return "transformers"
-    if any(re.match(r"^(encoder\.)?(blocks\.\d+|patch_embed)\.", k) for k in keys):
+    if any(re.match(r"^(encoder\.|backbone\.)?(blocks\.\d+|patch_embed)\.", k) for k in keys):
         return "original"
     raise ValueError("unrecognised checkpoint layout: no VideoMAE patch embedding or blocks among keys "
                      f"{keys[:5]}{'...' if len(keys) > 5 else ''}")
@@ -164,11 +167,24 @@ def to_internal(state: dict[str, torch.Tensor], strict: bool = True) -> tuple[di
     return _from_transformers(state), layout
 
 
+def _is_fixed_table(table: torch.Tensor) -> bool:
+    """Whether a stored position table is the fixed sin-cos one (then the model makes its own)."""
+    if table.dim() != 3 or table.shape[0] != 1:
+        return False
+    return torch.allclose(table.float(), sinusoid_table(table.shape[1], table.shape[2]), atol=1e-4)
+
+
 def _from_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        if re.search(r"(^|\.)pos_embed$", key) or key.startswith("encoder.head."):
-            continue  # fixed sinusoid tables and the pretraining encoder's empty head
+        if key.startswith("backbone."):  # VideoMAE V2's fine-tuning loader strips this prefix too
+            key = key[len("backbone."):]
+        if key.startswith("encoder.head.") or key == "decoder.pos_embed":
+            continue  # the pretraining encoder's empty head; the decoder's table is always the fixed one
+        if key in ("pos_embed", "encoder.pos_embed"):
+            if not _is_fixed_table(value):  # a learned table (use_learnable_pos_emb)
+                out["videomae.pos_embed"] = value
+            continue
         new = key
         if key.startswith("encoder."):
             new = "videomae." + key[len("encoder."):]
@@ -302,7 +318,7 @@ def to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------- config inference
-_ENCODER_HEADS = {384: 6, 768: 12, 1024: 16, 1280: 16}
+_ENCODER_HEADS = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
 _DECODER_HEADS = {192: 3, 384: 6, 512: 8, 640: 8}
 
 
@@ -323,6 +339,12 @@ def infer_config_fields(state: dict[str, torch.Tensor]) -> dict[str, Any]:
         use_mean_pooling="videomae.norm.weight" not in state,
         layer_norm_eps=1e-6,  # the original code's LayerNorm epsilon
     )
+    if "videomae.pos_embed" in state:  # a learned table: its rows give the grid (16 frames, square frames)
+        fields["use_learnable_pos_emb"] = True
+        rows, t = state["videomae.pos_embed"].shape[1], 16 // tubelet
+        side = math.isqrt(rows // t)
+        if side * side * t == rows:
+            fields["image_size"] = side * patch
     if "classifier.weight" in state:
         fields["num_labels"] = state["classifier.weight"].shape[0]
     if "encoder_to_decoder.weight" in state:

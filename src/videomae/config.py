@@ -49,6 +49,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         decoder_hidden_size=640, decoder_num_hidden_layers=12, decoder_num_attention_heads=8,
         decoder_intermediate_size=2560,
     ),
+    # VideoMAE V2's ViT-g (OpenGVLab/VideoMAEv2 vit_giant_patch14_224: mlp_ratio 48/11, so
+    # int(1408 * 48 / 11) = 6144 and int(512 * 48 / 11) = 2234; decoder depth 4, its recipe's).
+    "giant": dict(
+        patch_size=14, hidden_size=1408, num_hidden_layers=40, num_attention_heads=16, intermediate_size=6144,
+        decoder_hidden_size=512, decoder_num_hidden_layers=4, decoder_num_attention_heads=8,
+        decoder_intermediate_size=2234,
+    ),
 }
 
 _ACTIVATIONS = {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "quick_gelu", "relu", "silu", "swish"}
@@ -109,6 +116,11 @@ class VideoMAEConfig:
     label2id: dict[str, int] | None = None
     problem_type: str | None = None
     drop_path_rate: float = 0.0
+    # Position table (beyond transformers, which ignores these keys): learned (as some original
+    # checkpoints ship) or the fixed sin-cos table; and the (T, H, W) token grid it was made for
+    # when that is not this config's grid (set by a grid change on load): it is then resized in 3-D.
+    use_learnable_pos_emb: bool = False
+    position_grid: tuple[int, int, int] | None = None
     # Arguments every transformers config takes (PreTrainedConfig's), with its defaults: the
     # models read the first three as the defaults of the same forward arguments.
     return_dict: bool = True
@@ -127,6 +139,8 @@ class VideoMAEConfig:
     def __post_init__(self) -> None:
         if isinstance(self.image_size, list):
             self.image_size = tuple(self.image_size)
+        if isinstance(self.position_grid, list):
+            self.position_grid = tuple(self.position_grid)
         self.dtype = _to_dtype(self.dtype)
         self._check_types()
         self._resolve_labels()
@@ -173,7 +187,7 @@ class VideoMAEConfig:
                 "decoder_intermediate_size"]
         floats = ["hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range",
                   "layer_norm_eps", "drop_path_rate"]
-        bools = ["qkv_bias", "use_mean_pooling", "norm_pix_loss"]
+        bools = ["qkv_bias", "use_mean_pooling", "norm_pix_loss", "use_learnable_pos_emb"]
         for name in ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -190,6 +204,11 @@ class VideoMAEConfig:
         ok = ok or (isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, int) for s in size))
         if not ok:
             raise ValueError(f"VideoMAEConfig.image_size must be an int or [height, width], got {size!r}")
+        grid = self.position_grid
+        if grid is not None and not (isinstance(grid, tuple) and len(grid) == 3 and all(
+                isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)):
+            raise ValueError(f"VideoMAEConfig.position_grid must be None or [frames, height, width] token counts, "
+                             f"got {grid!r}")
         if not isinstance(self.hidden_act, str) or self.hidden_act not in _ACTIVATIONS:
             raise ValueError(f"VideoMAEConfig.hidden_act {self.hidden_act!r} is not one of {sorted(_ACTIVATIONS)}")
         labels = self.num_labels
@@ -292,6 +311,12 @@ class VideoMAEConfig:
         return self.num_frames // self.tubelet_size, height // self.patch_size, width // self.patch_size
 
     @property
+    def trained_grid(self) -> tuple[int, int, int]:
+        """The (time, height, width) grid the position table was made for (`position_grid`, or
+        this config's grid)."""
+        return self.position_grid if self.position_grid is not None else self.grid_size
+
+    @property
     def num_patches(self) -> int:
         t, h, w = self.grid_size
         return t * h * w
@@ -304,7 +329,7 @@ class VideoMAEConfig:
     # ----------------------------------------------------------------------------- io
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> VideoMAEConfig:
-        """A config for a published size ('small', 'base', 'large', 'huge')."""
+        """A config for a published size ('small', 'base', 'large', 'huge', 'giant')."""
         if name not in PRESETS:
             raise ValueError(f"unknown VideoMAE preset {name!r}; choose one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})

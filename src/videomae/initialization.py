@@ -31,6 +31,8 @@ def init_weights(module: nn.Module, config: VideoMAEConfig, prefix: str = "") ->
         elif isinstance(getattr(m, "q_bias", None), nn.Parameter):  # attention: biases on q and v, none on k
             nn.init.zeros_(m.q_bias)
             nn.init.zeros_(m.v_bias)
+        if isinstance(getattr(m, "pos_embed", None), nn.Parameter):  # a learned position table
+            nn.init.trunc_normal_(m.pos_embed, std=config.initializer_range)
     mask_token = getattr(module, "mask_token", None)
     if isinstance(mask_token, nn.Parameter):
         nn.init.trunc_normal_(mask_token, std=config.initializer_range)

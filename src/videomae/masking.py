@@ -62,6 +62,52 @@ def random_mask(
     return mask.to(device) if device is not None else mask
 
 
+def running_cell_mask(
+    grid_size: tuple[int, int, int],
+    mask_ratio: float = 0.5,
+    batch_size: int = 1,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """VideoMAE V2's decoder mask ("running cell"): True = not reconstructed by the decoder.
+
+    A 2x2 cell holds `int(4 * mask_ratio)` masked entries then the kept ones, read as a ring
+    [1]*m + [0]*(4-m); cell entry i = 2*row + col of temporal slice t at phase p is
+    ring[(i + p + t + 1) % 4] (OpenGVLab/VideoMAEv2 RunningCellMaskingGenerator: the ring
+    turns one step before each slice). The cell is tiled over the (h, w) grid; each sample
+    draws one of the 4 phases. Every sample masks the same count, as the decoder needs.
+
+    Returns a bool tensor (batch_size, t * h * w).
+    """
+    t, h, w = grid_size
+    num_masked = int(4 * mask_ratio)
+    if not 0 < num_masked < 4:
+        raise ValueError(f"running-cell mask_ratio must mask 1, 2 or 3 of a 2x2 cell's 4 tokens (0.25, 0.5 or "
+                         f"0.75), got {mask_ratio}")
+    if h % 2 or w % 2:
+        raise ValueError(f"running-cell masking tiles a 2x2 cell over the token grid, so its height and width must "
+                         f"be even; the grid is {t}x{h}x{w}")
+    ring = torch.arange(4) < num_masked  # (4,): [True]*m + [False]*(4-m)
+    phase = torch.randint(4, (batch_size,), generator=generator)
+    entry = (torch.arange(4)[None, None, :] + phase[:, None, None] + torch.arange(t)[None, :, None] + 1) % 4
+    cell = ring[entry].reshape(batch_size, t, 2, 2)  # (B, t, 2, 2)
+    mask = cell.repeat(1, 1, h // 2, w // 2)  # (B, t, h, w): np.tile of the cell
+    mask = mask.reshape(batch_size, t * h * w)
+    return mask.to(device) if device is not None else mask
+
+
+def decoder_targets(
+    bool_masked_pos: torch.Tensor, decoder_masked_pos: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dual masking: the positions the decoder predicts, (B, n) ascending (every one its
+    decoder mask keeps, as VideoMAE V2 does, visible ones included), and a (B, n) float weight,
+    1 where that position was hidden from the encoder: only those count in the loss."""
+    num_dropped = int(decoder_masked_pos[0].sum())
+    kept, _ = split_indices(decoder_masked_pos, num_dropped)
+    weight = bool_masked_pos.gather(1, kept).float()
+    return kept, weight
+
+
 def check_mask(bool_masked_pos: torch.Tensor, batch_size: int, num_patches: int) -> int:
     """Validate a mask for the encoder and return the number of masked tokens per sample."""
     if not isinstance(bool_masked_pos, torch.Tensor):

@@ -17,8 +17,9 @@ from torch.utils.checkpoint import checkpoint
 from .config import VideoMAEConfig
 from .constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .initialization import init_weights
-from .masking import check_mask, gather_tokens, pretraining_targets, split_indices
+from .masking import check_mask, decoder_targets, gather_tokens, pretraining_targets, split_indices
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
+from .positions import grid_of, resize_table, sinusoid_table
 from .pretrained import PreTrainedVideoMAE
 
 _ACT = {
@@ -36,16 +37,6 @@ _ACT = {
 class _QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(1.702 * x)
-
-
-def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
-    """Fixed position table (1, num_positions, dim): angle pos / 10000^(2*(j//2)/dim), sin on
-    even j, cos on odd j. Computed in float64 so it equals the reference table."""
-    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
-    j = torch.arange(dim, dtype=torch.float64)[None, :]
-    angle = pos / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)
-    table = torch.where(j.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
-    return table.float().unsqueeze(0)
 
 
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -218,6 +209,11 @@ def run_blocks(
     return x, (tuple(hidden) if output_hidden_states else None), (tuple(attentions) if output_attentions else None)
 
 
+def _fixed_table(trained: tuple[int, int, int], grid: tuple[int, int, int], dim: int) -> torch.Tensor:
+    """The sin-cos table made for the `trained` grid, resized in 3-D to `grid`."""
+    return resize_table(sinusoid_table(trained[0] * trained[1] * trained[2], dim), trained, grid)
+
+
 def _to_device(index: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Token indices made on the CPU go to the GPU through pinned memory, so the copy does not
     wait for the work already queued there."""
@@ -257,8 +253,14 @@ class VideoMAEModel(PreTrainedVideoMAE):
     def __init__(self, config: VideoMAEConfig, *, skip_init: bool = False) -> None:
         super().__init__(config)
         self.patch_embed = PatchEmbed(config)
-        self.register_buffer("position_embeddings", sinusoid_table(config.num_patches, config.hidden_size),
-                             persistent=False)
+        trained = config.trained_grid
+        if config.use_learnable_pos_emb:  # learned at the trained grid, resized on use
+            self.pos_embed = nn.Parameter(torch.zeros(1, trained[0] * trained[1] * trained[2], config.hidden_size))
+            self.position_embeddings = None
+        else:
+            self.pos_embed = None
+            self.register_buffer("position_embeddings", _fixed_table(trained, config.grid_size, config.hidden_size),
+                                 persistent=False)
         n = config.num_hidden_layers  # rates 0 .. drop_path_rate, as torch.linspace (in Python: meta-device safe)
         rates = [config.drop_path_rate * i / (n - 1) if n > 1 else 0.0 for i in range(n)]
         self.blocks = nn.ModuleList(
@@ -268,7 +270,9 @@ class VideoMAEModel(PreTrainedVideoMAE):
         self.norm = None if config.use_mean_pooling else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init(skip_init)
 
-    def check_pixels(self, pixel_values: torch.Tensor) -> None:
+    def check_pixels(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> int:
+        """Validate (B, T, C, H, W) pixels; return their number of tokens. With
+        `interpolate_pos_encoding` any T, H, W that the tubelet and patch sizes divide are accepted."""
         c = self.config
         height, width = c.image_hw
         expected = f"(batch, {c.num_frames}, {c.num_channels}, {height}, {width})"
@@ -283,17 +287,34 @@ class VideoMAEModel(PreTrainedVideoMAE):
             raise ValueError(f"pixel_values are {pixel_values.dtype} but the model's weights are {weights}: pass "
                              f"pixel_values.to({weights}), or run the model under torch.autocast")
         b, t, ch, h, w = pixel_values.shape
+        shape = f"shape {tuple(pixel_values.shape)}, expected {expected}"
         if b == 0:
-            raise ValueError(f"pixel_values is an empty batch: shape {tuple(pixel_values.shape)}, expected {expected}")
+            raise ValueError(f"pixel_values is an empty batch: {shape}")
         if ch != c.num_channels:
-            raise ValueError(f"pixel_values has {ch} channels, the model expects {c.num_channels}: "
-                             f"shape {tuple(pixel_values.shape)}, expected {expected}")
-        if t != c.num_frames:
-            raise ValueError(f"pixel_values has {t} frames, the model expects {c.num_frames}: "
-                             f"shape {tuple(pixel_values.shape)}, expected {expected}")
-        if (h, w) != (height, width):
-            raise ValueError(f"pixel_values frames are {h}x{w}, the model expects {height}x{width}: "
-                             f"shape {tuple(pixel_values.shape)}, expected {expected}")
+            raise ValueError(f"pixel_values has {ch} channels, the model expects {c.num_channels}: {shape}")
+        hint = "; or pass interpolate_pos_encoding=True to resize the position table to this clip"
+        if interpolate_pos_encoding:
+            if t < c.tubelet_size or t % c.tubelet_size or h < c.patch_size or h % c.patch_size or \
+                    w < c.patch_size or w % c.patch_size:
+                raise ValueError(f"pixel_values of {t} frames of {h}x{w}: frames must be a multiple of tubelet_size "
+                                 f"{c.tubelet_size} and height and width of patch_size {c.patch_size}")
+        elif t != c.num_frames:
+            raise ValueError(f"pixel_values has {t} frames, the model expects {c.num_frames}: {shape}{hint}")
+        elif (h, w) != (height, width):
+            raise ValueError(f"pixel_values frames are {h}x{w}, the model expects {height}x{width}: {shape}{hint}")
+        gt, gh, gw = grid_of(pixel_values, c.tubelet_size, c.patch_size)
+        return gt * gh * gw
+
+    def position_table(self, grid: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """The position table (1, T*H*W, hidden_size) for a token grid (default: the config's),
+        resized in 3-D from the grid it was trained for."""
+        grid = tuple(grid) if grid is not None else self.config.grid_size
+        if self.pos_embed is not None:
+            return resize_table(self.pos_embed, self.config.trained_grid, grid)
+        if grid == self.config.grid_size:
+            return self.position_embeddings
+        table = _fixed_table(self.config.trained_grid, grid, self.config.hidden_size)
+        return table.to(self.position_embeddings.device)
 
     def _head_mask(self, head_mask: torch.Tensor | None) -> torch.Tensor | None:
         """Broadcast (heads,) or (layers, heads) to (layers, 1, heads, 1, 1), as transformers does."""
@@ -315,13 +336,16 @@ class VideoMAEModel(PreTrainedVideoMAE):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        interpolate_pos_encoding: bool = False,
     ) -> BaseModelOutput | tuple:
+        """`interpolate_pos_encoding`: accept clips of another frame count or size, with the
+        position table resized to their token grid (`positions.resize_table`)."""
         output_attentions, output_hidden_states, return_dict = self.output_options(
             output_attentions, output_hidden_states, return_dict)
-        self.check_pixels(pixel_values)
+        num_patches = self.check_pixels(pixel_values, interpolate_pos_encoding)
         visible = None
         if bool_masked_pos is not None:
-            num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
+            num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], num_patches)
             visible, _ = split_indices(bool_masked_pos, num_masked)
             visible = _to_device(visible, pixel_values.device)
         out = self.encode(pixel_values, visible, head_mask, output_attentions, output_hidden_states)
@@ -337,7 +361,8 @@ class VideoMAEModel(PreTrainedVideoMAE):
     ) -> BaseModelOutput:
         """The encoder on checked inputs; `visible_index` (B, N_visible) selects the tokens."""
         x = self.patch_embed(pixel_values, visible_index)  # (B, N or N_visible, D)
-        pos = self.position_embeddings.to(x.dtype)
+        grid = grid_of(pixel_values, self.config.tubelet_size, self.config.patch_size)
+        pos = self.position_table(grid).to(x.dtype)
         pos = pos if visible_index is None else pos[0][visible_index]  # (1 or B, tokens, D)
         x, hidden, attentions = run_blocks(self.blocks, x + pos, self._head_mask(head_mask), output_attentions,
                                            output_hidden_states, self.gradient_checkpointing)
@@ -370,20 +395,31 @@ class VideoMAEDecoder(nn.Module):
 class VideoMAEForPreTraining(PreTrainedVideoMAE):
     """Encoder + decoder; the loss is MSE on the pixels of the masked tubelets. Set
     `image_mean` / `image_std` to the statistics the inputs were normalised with when they
-    are not ImageNet's."""
+    are not ImageNet's.
+
+    VideoMAE V2's dual masking: with `decoder_masked_pos` the decoder gets mask tokens only
+    where that mask keeps a position (False), and the loss covers the tokens both hidden from
+    the encoder and kept by the decoder (see `masking.running_cell_mask`)."""
 
     def __init__(self, config: VideoMAEConfig, *, skip_init: bool = False) -> None:
         super().__init__(config)
         self.videomae = VideoMAEModel(config, skip_init=skip_init)
         self.encoder_to_decoder = nn.Linear(config.hidden_size, config.decoder_hidden_size, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
-        self.register_buffer("position_embeddings",
-                             sinusoid_table(config.num_patches, config.decoder_hidden_size), persistent=False)
+        self.register_buffer("position_embeddings", _fixed_table(config.trained_grid, config.grid_size,
+                                                                 config.decoder_hidden_size), persistent=False)
         self.decoder = VideoMAEDecoder(config)
         # The statistics pixel_values are normalised with; targets are un-normalised with them.
         self.image_mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
         self.image_std: tuple[float, ...] = IMAGENET_DEFAULT_STD
         self.post_init(skip_init)
+
+    def decoder_position_table(self, grid: tuple[int, int, int]) -> torch.Tensor:
+        """The decoder's fixed table (1, T*H*W, decoder_hidden_size) for a token grid."""
+        if tuple(grid) == self.config.grid_size:
+            return self.position_embeddings
+        table = _fixed_table(self.config.trained_grid, tuple(grid), self.config.decoder_hidden_size)
+        return table.to(self.position_embeddings.device)
 
     def forward(
         self,
@@ -393,19 +429,31 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        decoder_masked_pos: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
     ) -> VideoMAEForPreTrainingOutput | tuple:
+        """`decoder_masked_pos` (batch, num_patches), True = not reconstructed: V2's decoder
+        mask (None: V1, reconstruct every hidden token). `logits` are then the predictions at the
+        positions it keeps, in ascending order."""
         if bool_masked_pos is None:
             raise ValueError("VideoMAEForPreTraining needs bool_masked_pos (batch, num_patches): which tokens "
                              "to hide and reconstruct; see videomae.tube_mask")
-        self.videomae.check_pixels(pixel_values)
-        num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
+        num_patches = self.videomae.check_pixels(pixel_values, interpolate_pos_encoding)
+        num_masked = check_mask(bool_masked_pos, pixel_values.shape[0], num_patches)
         if num_masked == 0:
             raise ValueError("bool_masked_pos masks no token: pretraining reconstructs the masked tokens, so mask "
                              "at least one (e.g. videomae.tube_mask(config.grid_size, 0.9))")
         output_attentions, output_hidden_states, return_dict = self.output_options(
             output_attentions, output_hidden_states, return_dict)
-        visible, masked = (_to_device(i, pixel_values.device) for i in split_indices(bool_masked_pos, num_masked))
-        out = self.forward_indexed(pixel_values, visible, masked, head_mask, output_attentions, output_hidden_states)
+        visible, masked = split_indices(bool_masked_pos, num_masked)
+        weight = None
+        if decoder_masked_pos is not None:
+            check_mask(decoder_masked_pos, pixel_values.shape[0], num_patches)
+            masked, weight = decoder_targets(bool_masked_pos, decoder_masked_pos)
+            weight = _to_device(weight, pixel_values.device)
+        visible, masked = _to_device(visible, pixel_values.device), _to_device(masked, pixel_values.device)
+        out = self.forward_indexed(pixel_values, visible, masked, head_mask, output_attentions, output_hidden_states,
+                                   weight)
         return out if return_dict else out.to_tuple()
 
     def forward_indexed(
@@ -416,19 +464,27 @@ class VideoMAEForPreTraining(PreTrainedVideoMAE):
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        loss_weight: torch.Tensor | None = None,
     ) -> VideoMAEForPreTrainingOutput:
         """The pretraining computation on token indices (from `masking.split_indices`): no
-        data-dependent shapes and no host sync, so it compiles and graphs as one piece."""
+        data-dependent shapes and no host sync, so it compiles and graphs as one piece.
+        `masked_index`: where the decoder gets mask tokens and predicts; `loss_weight` (B, n)
+        1 where a prediction counts in the loss (None: all count)."""
         outputs = self.videomae.encode(pixel_values, visible_index, head_mask, output_attentions,
                                        output_hidden_states)
         x = self.encoder_to_decoder(outputs.last_hidden_state)  # (B, N_visible, Dd)
-        pos = self.position_embeddings[0].to(x.dtype)
-        x = torch.cat([x + pos[visible_index], self.mask_token.to(x.dtype) + pos[masked_index]], dim=1)  # (B, N, Dd)
+        grid = grid_of(pixel_values, self.config.tubelet_size, self.config.patch_size)
+        pos = self.decoder_position_table(grid)[0].to(x.dtype)
+        x = torch.cat([x + pos[visible_index], self.mask_token.to(x.dtype) + pos[masked_index]], dim=1)  # (B, n, Dd)
         logits = self.decoder(x, masked_index.shape[1])
         with torch.no_grad():
             targets = pretraining_targets(pixel_values, None, self.config.tubelet_size, self.config.patch_size,
                                           self.config.norm_pix_loss, masked_index, self.image_mean, self.image_std)
-        loss = F.mse_loss(logits.float(), targets.float())
+        if loss_weight is None:
+            loss = F.mse_loss(logits.float(), targets.float())
+        else:  # V2: mean over the tokens that count, as its engine_for_pretraining computes it
+            per_token = (logits.float() - targets.float()).pow(2).mean(dim=-1)  # (B, n)
+            loss = (per_token * loss_weight).sum() / loss_weight.sum().clamp(min=1)
         return VideoMAEForPreTrainingOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                                             attentions=outputs.attentions)
 
@@ -460,11 +516,13 @@ class VideoMAEForVideoClassification(PreTrainedVideoMAE):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        interpolate_pos_encoding: bool = False,
     ) -> ImageClassifierOutput | tuple:
         output_attentions, output_hidden_states, return_dict = self.output_options(
             output_attentions, output_hidden_states, return_dict)
         pooled, outputs = self.forward_features(pixel_values, head_mask=head_mask, output_attentions=output_attentions,
-                                                output_hidden_states=output_hidden_states)
+                                                output_hidden_states=output_hidden_states,
+                                                interpolate_pos_encoding=interpolate_pos_encoding)
         logits = self.classifier(pooled)
         loss = self.loss(logits, labels) if labels is not None else None
         out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,

@@ -23,6 +23,18 @@ M = TypeVar("M", bound="PreTrainedVideoMAE")
 _INTERNAL_NAMES: ContextVar[bool] = ContextVar("videomae_internal_names", default=False)
 
 
+def _override(config: VideoMAEConfig, overrides: dict[str, Any]) -> VideoMAEConfig:
+    """The config with `overrides` applied. When they change the token grid (`num_frames=8`,
+    `image_size=320`), `position_grid` keeps the grid the weights' position table was made for,
+    so the model resizes it in 3-D rather than rebuilding a flat table."""
+    if not overrides:
+        return config
+    new = config.copy(**overrides)
+    if "position_grid" not in overrides and new.grid_size != config.grid_size:
+        new.position_grid = config.trained_grid
+    return new
+
+
 def _is_bare_key(key: str) -> bool:
     """A key of a bare encoder (no `videomae.` prefix), in any layout."""
     return key.startswith(("embeddings.", "encoder.layer.", "layernorm.", "patch_embed.", "blocks.", "norm."))
@@ -139,7 +151,8 @@ class PreTrainedVideoMAE(nn.Module):
     def no_weight_decay(self) -> set[str]:
         """Parameters without weight decay: biases, norms and q/v biases (every parameter
         of fewer than two dimensions) and the mask token, as the original recipe does."""
-        return {name for name, param in self.named_parameters() if param.ndim <= 1 or name == "mask_token"}
+        return {name for name, param in self.named_parameters()
+                if param.ndim <= 1 or name == "mask_token" or name.endswith("pos_embed")}
 
     def layer_ids(self) -> dict[str, int]:
         """Depth of every parameter for layer-wise lr decay: the patch embedding and the mask
@@ -151,6 +164,8 @@ class PreTrainedVideoMAE(nn.Module):
             depth.update({id(p): i + 1 for p in block.parameters()})
         if isinstance(getattr(self, "mask_token", None), nn.Parameter):
             depth[id(self.mask_token)] = 0
+        if isinstance(getattr(encoder, "pos_embed", None), nn.Parameter):
+            depth[id(encoder.pos_embed)] = 0
         after = len(encoder.blocks) + 1
         return {name: depth.get(id(param), after) for name, param in self.named_parameters()}
 
@@ -326,7 +341,7 @@ class PreTrainedVideoMAE(nn.Module):
         if pretrained_model_name_or_path is None:
             if config is None or state_dict is None:
                 raise ValueError("from_pretrained(None, ...) needs both config= and state_dict=")
-            config = config.copy(**config_overrides) if config_overrides else config
+            config = _override(config, config_overrides)
             state, _ = checkpoint.to_internal(state_dict, strict=False)
             return cls._finish(config, state, "state_dict", ignore_mismatched_sizes, dtype, output_loading_info)
         if subfolder:
@@ -360,11 +375,15 @@ class PreTrainedVideoMAE(nn.Module):
         state, layout = checkpoint.to_internal(raw, strict=False)
 
         if config is not None:
-            config = config.copy(**config_overrides) if config_overrides else config
+            config = _override(config, config_overrides)
         elif config_path is not None:
-            config = VideoMAEConfig.from_json_file(config_path, **config_overrides)
+            config = _override(VideoMAEConfig.from_json_file(config_path), config_overrides)
         elif layout in ("original", "internal"):
-            config = VideoMAEConfig.from_dict(checkpoint.infer_config_fields(state), **config_overrides)
+            # The sizes of a fixed table's grid are not in the weights (the defaults are a guess): an
+            # override sets them. A learned table's rows do give its grid.
+            inferred = VideoMAEConfig.from_dict(checkpoint.infer_config_fields(state))
+            config = _override(inferred, config_overrides) if inferred.use_learnable_pos_emb else \
+                VideoMAEConfig.from_dict(checkpoint.infer_config_fields(state), **config_overrides)
         elif layout == "unknown":
             raise ValueError(f"{weights_path}: no config.json beside it and no VideoMAE weights to infer one from "
                              "(keys " + ", ".join(list(state)[:5]) + "); pass config=VideoMAEConfig(...)")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..masking import random_mask, tube_mask
+from ..masking import random_mask, running_cell_mask, tube_mask
 from .datasets import DecodeFailure
 from .sampler import MASK, sample_seed
 
@@ -25,17 +25,21 @@ from .sampler import MASK, sample_seed
 class MaskGenerator:
     """Draws `bool_masked_pos` (batch, t*h*w), True = masked. `kind` 'tube' masks the same
     spatial positions in every temporal slice (the paper's default); 'random' masks tokens
-    independently."""
+    independently. `decoder_mask_ratio` > 0 also draws VideoMAE V2's running-cell decoder
+    masks (`decoder_mask`)."""
 
     grid_size: tuple[int, int, int]
     mask_ratio: float = 0.9
     kind: str = "tube"
+    decoder_mask_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("tube", "random"):
             raise ValueError(f"mask kind must be 'tube' or 'random', got {self.kind!r}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if self.decoder_mask_ratio:  # its own checks, at construction rather than in a worker
+            running_cell_mask(self.grid_size, self.decoder_mask_ratio, 1, torch.Generator())
 
     @property
     def num_patches(self) -> int:
@@ -46,6 +50,12 @@ class MaskGenerator:
         if self.kind == "tube":
             return tube_mask(self.grid_size, self.mask_ratio, batch_size, generator)
         return random_mask(self.num_patches, self.mask_ratio, batch_size, generator)
+
+    def decoder_mask(self, batch_size: int, generator: torch.Generator) -> torch.Tensor | None:
+        """`decoder_masked_pos` (batch, t*h*w), True = not reconstructed; None when off."""
+        if not self.decoder_mask_ratio:
+            return None
+        return running_cell_mask(self.grid_size, self.decoder_mask_ratio, batch_size, generator)
 
 
 def split_failures(samples: Sequence[Any]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
@@ -62,7 +72,7 @@ class TrainCollate:
     to each other, `labels` (clips,), `index` (clips,), `failures`, `num_videos` (videos tried,
     failed or not), `weight` (0.0 when every video failed: the batch is then one black stand-in
     clip, so that this process still joins the gradient all-reduce, contributing nothing), and
-    `bool_masked_pos` with a mask generator.
+    `bool_masked_pos` with a mask generator (and `decoder_masked_pos` when it draws those).
     """
 
     clip_shape: tuple[int, int, int, int]  # (T, C, H, W)
@@ -85,12 +95,15 @@ class TrainCollate:
         batch: dict[str, Any] = {"pixel_values": pixels, "labels": labels, "index": index,
                                  "failures": failures, "weight": weight, "num_videos": len(samples)}
         if self.mask_generator is not None:
-            if good:
-                masks = [self.mask_generator(s["pixel_values"].shape[0], torch.Generator().manual_seed(
+            if good:  # per sample: (count, generator); the decoder mask continues the same generator
+                draws = [(s["pixel_values"].shape[0], torch.Generator().manual_seed(
                     sample_seed(self.seed, s["epoch"], s["index"], MASK))) for s in good]
-                batch["bool_masked_pos"] = torch.cat(masks)
             else:
-                batch["bool_masked_pos"] = self.mask_generator(1, torch.Generator().manual_seed(self.seed))
+                draws = [(1, torch.Generator().manual_seed(self.seed))]
+            masks = [(self.mask_generator(n, g), self.mask_generator.decoder_mask(n, g)) for n, g in draws]
+            batch["bool_masked_pos"] = torch.cat([m for m, _ in masks])
+            if self.mask_generator.decoder_mask_ratio:
+                batch["decoder_masked_pos"] = torch.cat([d for _, d in masks])
         return batch
 
 
@@ -110,8 +123,9 @@ def merge_batches(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "weight": 1.0 if any(part["weight"] for part in parts) else 0.0,
         "num_videos": sum(part.get("num_videos", 0) for part in parts),
     }
-    if "bool_masked_pos" in good[0]:
-        batch["bool_masked_pos"] = torch.cat([part["bool_masked_pos"] for part in good])
+    for key in ("bool_masked_pos", "decoder_masked_pos"):
+        if key in good[0]:
+            batch[key] = torch.cat([part[key] for part in good])
     return batch
 
 

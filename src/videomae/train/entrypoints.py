@@ -173,14 +173,16 @@ def pretrain(options: PretrainOptions | dict | str | None = None, /, *, config_f
         dataset = _train_dataset(records, config, options, ctx.dist.device)
         size = _square_size(config)
         collate = TrainCollate((config.num_frames, config.num_channels, size, size),
-                               MaskGenerator(config.grid_size, options.mask_ratio, options.mask_type), options.seed)
+                               MaskGenerator(config.grid_size, options.mask_ratio, options.mask_type,
+                                             options.decoder_mask_ratio), options.seed)
         _write_run_files(ctx, options, config)
 
         def loss_fn(net: nn.Module, batch: dict[str, Any], state: TrainState) -> tuple[torch.Tensor, int, None]:
             # The mask stays on the CPU: the model checks it and turns it into token indices there,
             # so the step never waits on the GPU to read a count back.
             mask = batch["bool_masked_pos"]
-            return net(batch["pixel_values"], bool_masked_pos=mask).loss, batch["pixel_values"].shape[0], None
+            out = net(batch["pixel_values"], bool_masked_pos=mask, decoder_masked_pos=batch.get("decoder_masked_pos"))
+            return out.loss, batch["pixel_values"].shape[0], None
 
         files = _processor_config(config, options)
         result = fit(ctx, model, dataset, collate, loss_fn, options, extra_files=files)

@@ -145,7 +145,7 @@ class TrainOptions(ClipOptions):
     """What pretraining and fine-tuning share: the optimiser, schedule and bookkeeping."""
 
     model: str = _opt("base", "model to build when not starting from a checkpoint: a preset "
-                              "(small, base, large, huge) or a config.json")
+                              "(small, base, large, huge, giant) or a config.json")
     init_from: str | None = _opt(None, "start from these weights: our folder, a transformers folder or hub id, "
                                        "or an original .pth checkpoint")
     config_overrides: dict[str, Any] = _opt({}, "model config fields to change, e.g. {\"hidden_size\": 384}")
@@ -212,9 +212,16 @@ class PretrainOptions(TrainOptions):
     mask_type: str = _opt("tube", "'tube' (the same spatial mask on every frame) or 'random'")
     mask_ratio: float = _opt(0.9, "fraction of tokens hidden from the encoder")
     norm_pix_loss: bool | None = _opt(None, "normalise each target patch (default: the model config's, True)")
+    decoder_mask_ratio: float = _opt(0.0, "VideoMAE V2 dual masking: fraction of tokens the decoder does not "
+                                          "reconstruct, by a running-cell mask (0.25, 0.5 or 0.75; 0: V1, "
+                                          "every hidden token)")
+    flip: bool = _opt(False, "random horizontal flip (off: the paper's pretraining flips nothing)")
 
     def validate(self) -> None:
         super().validate()
+        if self.decoder_mask_ratio not in (0.0, 0.25, 0.5, 0.75):
+            raise ValueError(f"decoder_mask_ratio must be 0 (off), 0.25, 0.5 or 0.75 (1, 2 or 3 of a 2x2 cell's "
+                             f"tokens), got {self.decoder_mask_ratio}")
         if self.mask_type not in ("tube", "random"):
             raise ValueError(f"mask_type must be 'tube' or 'random', got {self.mask_type!r}")
         if not 0.0 < self.mask_ratio < 1.0:
