@@ -4,6 +4,7 @@
     videomae embed videos/ --model runs/pretrain/model --out features.npy
     videomae reconstruct clip.mp4 --model runs/pretrain/model --out rec.png --gif rec.gif
     videomae convert checkpoint.pth converted/
+    videomae export runs/finetune/model --format onnx --out model.onnx
     videomae prep videos/ prepared/
     videomae pretrain --data videos/ --model small --epochs 800
     videomae finetune --data train.txt --eval-data val.txt --init-from runs/pretrain/model
@@ -37,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import convert, inference, prep, serve, training
+    from . import convert, export, inference, prep, serve, training
     from .. import demo
 
     parser = _Parser(prog="videomae", description="VideoMAE: classify, embed and reconstruct videos; pretrain, "
@@ -91,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description=convert.__doc__)
     convert.add_arguments(p)
     p.set_defaults(run=convert.convert)
+
+    p = sub.add_parser("export", parents=[common], help="a model to one ONNX or torch.export file",
+                       description=export.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_arguments(p)
+    p.set_defaults(run=export.run)
 
     p = sub.add_parser("prep", parents=[common], help="rewrite a video data set once so that training decodes it fast",
                        description=prep.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
