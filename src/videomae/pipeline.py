@@ -462,11 +462,15 @@ def embed_videos(
     dtype: str | torch.dtype = "auto",
     progress: bool | None = False,
     decoder: FrameDecoder | None = None,
+    features: str = "auto",
 ) -> Iterator[VideoResult]:
-    """One feature vector per video (`video_features` of each clip, averaged). Runs where the
-    model is; `sampling_rate` None: the one the checkpoint records, else 4."""
+    """One feature per video, the mean over its clips; `features`: a kind of
+    `videomae.features` (auto: `video_features`). Runs where the model is; `sampling_rate`
+    None: the one the checkpoint records, else 4."""
+    from .features import feature_function
+
     config = model.config
-    return run_videos(paths, lambda pixels: video_features(model, pixels), processor, clip_len=config.num_frames,
+    return run_videos(paths, feature_function(model, features), processor, clip_len=config.num_frames,
                       sampling_rate=sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE,
                       num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
                       device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder)

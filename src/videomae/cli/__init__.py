@@ -68,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files or folders (searched recursively)")
     inference.add_model_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE",
-                   help="FILE.npy (with FILE.txt: the videos in row order), FILE.npz (arrays features and names), "
-                        "or FILE.parquet (columns video, features; needs pyarrow)")
+                   help="FILE.npy (with FILE.txt: the videos in row order) or FILE.npz (arrays features and names): "
+                        "one vector per video, the mean over clips; or FILE.parquet: one row per clip with its times "
+                        "and an error column, resumed when rerun (needs pyarrow: pip install 'videomae[features]')")
+    p.add_argument("--features", default="auto", choices=("auto", "mean", "pooled", "logits", "tokens"),
+                   help="mean: of the encoder's tokens; pooled: a classifier's fc_norm feature; logits; tokens: the "
+                        "(T', H', W', D) token grid in float16 (.parquet only); auto: pooled for a classifier, "
+                        "else mean (default: auto)")
     p.set_defaults(run=inference.embed)
 
     p = sub.add_parser("reconstruct", parents=[common], help="picture of a masked video and its reconstruction",
