@@ -14,7 +14,8 @@ import torch
 from videomae import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEModel
 from videomae.cli import main
 from videomae.data.synthetic import render_clip, write_video
-from videomae.export import export_model, load_exported, read_metadata, use_explicit_attention
+from videomae.export import export_model, use_explicit_attention
+from videomae.exported import load_exported, read_metadata
 from videomae.processing import VideoMAEImageProcessor
 
 if os.environ.get("CI") != "true":  # CI installs the export extra (scripts/test.sh): there, missing it fails

@@ -1,5 +1,5 @@
-"""videomae.features: the feature kinds, clip times, and the per-clip Parquet file (columns, row
-groups bounded in bytes, error rows, resuming)."""
+"""videomae.features (the feature kinds) and videomae.writers' per-clip Parquet file: clip times,
+columns, row groups bounded in bytes, error rows, resuming."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import torch
 from videomae import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEModel
 from videomae.cli import main
 from videomae.data.synthetic import render_clip, write_video
-from videomae.features import ParquetClipWriter, clip_times, embed_to_parquet, feature_function
+from videomae.features import feature_function
 from videomae.pipeline import clip_indices, embed_videos
 from videomae.processing import VideoMAEImageProcessor
+from videomae.writers import ParquetClipWriter, clip_times, embed_to_parquet
 
 if os.environ.get("CI") != "true":  # CI installs pyarrow (the features extra, scripts/test.sh)
     pytest.importorskip("pyarrow", reason="the features extra: pip install 'videomae[features]'")

@@ -73,12 +73,12 @@ def load_processor(model: str, config: VideoMAEConfig, offline: bool = False) ->
     """The model's preprocessor_config.json, or a guess at the model's size, with a warning
     (ImageNet's statistics for an original checkpoint, transformers' 0.5 otherwise). An exported
     file (.onnx, .pt2) carries its own."""
-    from .export import is_exported, read_metadata
+    from .exported import is_exported, read_metadata
 
     if is_exported(model):
         import json
 
-        from .export import PROCESSOR_KEY
+        from .exported import PROCESSOR_KEY
 
         return VideoMAEImageProcessor.from_dict(json.loads(read_metadata(model)[PROCESSOR_KEY]))
     folder = Path(model).parent if Path(model).is_file() else model
@@ -91,8 +91,8 @@ def load_processor(model: str, config: VideoMAEConfig, offline: bool = False) ->
 def load_classifier(model: str, offline: bool = False) -> nn.Module:
     """A `VideoMAEForVideoClassification` with a trained head; an error naming the checkpoint
     when it has none (pretraining or bare encoder) or is a regression model. An exported file
-    (.onnx, .pt2: see `videomae.export`) loads as an `ExportedModel`, which the pipeline runs alike."""
-    from .export import is_exported, load_exported
+    (.onnx, .pt2: see `videomae.exported`) loads as an `ExportedModel`, which the pipeline runs alike."""
+    from .exported import is_exported, load_exported
     from .modeling import VideoMAEForVideoClassification
 
     if is_exported(model):

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import pipeline
 from ..devices import default_num_workers, resolve_device
-from ..writers import check_feature_path, write_features
+from ..writers import check_feature_path, embed_to_parquet, write_features
 
 
 class ErrorLog:
@@ -101,8 +101,6 @@ def embed(args) -> int:  # noqa: ANN001
 
 
 def _embed_parquet(args, out, paths, model, processor, errors: ErrorLog) -> int:  # noqa: ANN001
-    from ..features import embed_to_parquet
-
     options = _run_options(args)
     done = clips = 0
     for result in embed_to_parquet(paths, model, processor, out, model_id=args.model, kind=args.features,
