@@ -28,8 +28,8 @@ TINY = dict(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_si
             num_attention_heads=2, intermediate_size=64, decoder_hidden_size=16, decoder_num_hidden_layers=1,
             decoder_num_attention_heads=1, decoder_intermediate_size=32)
 LABELS = ["left", "right", "up", "down"]
-SUBCOMMANDS = ["classify", "embed", "reconstruct", "convert", "prep", "pretrain", "finetune", "evaluate", "demo",
-               "serve"]
+SUBCOMMANDS = ["classify", "embed", "reconstruct", "convert", "export", "prep", "pretrain", "finetune", "evaluate",
+               "demo", "serve"]
 
 
 def videomae(*args: str) -> subprocess.CompletedProcess:

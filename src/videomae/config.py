@@ -157,8 +157,8 @@ class VideoMAEConfig:
 
     @property
     def _attn_implementation(self) -> str:
-        """What transformers' code reads; this library always runs scaled_dot_product_attention
-        (and the explicit softmax when attention maps are asked for)."""
+        """What transformers' code reads; "sdpa" runs scaled_dot_product_attention (and the explicit
+        softmax when attention maps are asked for), "eager" always the explicit softmax (for export)."""
         return self.attn_implementation or "sdpa"
 
     @_attn_implementation.setter

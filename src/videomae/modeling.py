@@ -76,6 +76,7 @@ class Attention(nn.Module):
         else:
             self.q_bias = self.v_bias = None
         self.attn_drop = attn_drop
+        self.explicit = False  # softmax(q k^T) v written out, not the fused kernel (attn_implementation="eager")
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
@@ -136,7 +137,7 @@ class Attention(nn.Module):
         q, k, v = self.project(x)
         dropout = self.attn_drop if self.training else 0.0
         weights = None
-        if need_weights or head_mask is not None:
+        if need_weights or head_mask is not None or self.explicit:
             weights = (q @ k.transpose(-2, -1)) * self.scale  # (B, nh, N, N)
             weights = weights.softmax(dim=-1)
             weights = F.dropout(weights, dropout, self.training)
@@ -169,6 +170,7 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.attn = Attention(dim, heads, config.qkv_bias, config.attention_probs_dropout_prob,
                               config.hidden_dropout_prob)
+        self.attn.explicit = config.attn_implementation == "eager"
         self.drop_path1 = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.mlp = Mlp(dim, mlp_dim, config.hidden_act, config.hidden_dropout_prob)

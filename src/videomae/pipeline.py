@@ -71,7 +71,16 @@ def model_architectures(model: str, offline: bool = False) -> list[str]:
 
 def load_processor(model: str, config: VideoMAEConfig, offline: bool = False) -> VideoMAEImageProcessor:
     """The model's preprocessor_config.json, or a guess at the model's size, with a warning
-    (ImageNet's statistics for an original checkpoint, transformers' 0.5 otherwise)."""
+    (ImageNet's statistics for an original checkpoint, transformers' 0.5 otherwise). An exported
+    file (.onnx, .pt2) carries its own."""
+    from .exported import is_exported, read_metadata
+
+    if is_exported(model):
+        import json
+
+        from .exported import PROCESSOR_KEY
+
+        return VideoMAEImageProcessor.from_dict(json.loads(read_metadata(model)[PROCESSOR_KEY]))
     folder = Path(model).parent if Path(model).is_file() else model
     try:
         return VideoMAEImageProcessor.from_pretrained(folder, local_files_only=offline)
@@ -81,8 +90,16 @@ def load_processor(model: str, config: VideoMAEConfig, offline: bool = False) ->
 
 def load_classifier(model: str, offline: bool = False) -> nn.Module:
     """A `VideoMAEForVideoClassification` with a trained head; an error naming the checkpoint
-    when it has none (pretraining or bare encoder) or is a regression model."""
+    when it has none (pretraining or bare encoder) or is a regression model. An exported file
+    (.onnx, .pt2: see `videomae.exported`) loads as an `ExportedModel`, which the pipeline runs alike."""
+    from .exported import is_exported, load_exported
     from .modeling import VideoMAEForVideoClassification
+
+    if is_exported(model):
+        exported = load_exported(model)
+        if exported.output != "logits":
+            raise ValueError(f"{model}: an exported encoder (output {exported.output}), not a classifier")
+        return exported  # type: ignore[return-value]
 
     with quiet_loading():
         net, info = VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline,
@@ -445,18 +462,23 @@ def embed_videos(
     dtype: str | torch.dtype = "auto",
     progress: bool | None = False,
     decoder: FrameDecoder | None = None,
+    features: str = "auto",
 ) -> Iterator[VideoResult]:
-    """One feature vector per video (`video_features` of each clip, averaged). Runs where the
-    model is; `sampling_rate` None: the one the checkpoint records, else 4."""
+    """One feature per video, the mean over its clips; `features`: a kind of
+    `videomae.features` (auto: `video_features`). Runs where the model is; `sampling_rate`
+    None: the one the checkpoint records, else 4."""
+    from .features import feature_function
+
     config = model.config
-    return run_videos(paths, lambda pixels: video_features(model, pixels), processor, clip_len=config.num_frames,
+    return run_videos(paths, feature_function(model, features), processor, clip_len=config.num_frames,
                       sampling_rate=sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE,
                       num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
                       device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder)
 
 
 def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    device = getattr(model, "device", None)  # an ExportedModel has no parameters
+    return torch.device(device) if device is not None else next(model.parameters()).device
 
 
 __all__ = [

@@ -4,6 +4,7 @@
     videomae embed videos/ --model runs/pretrain/model --out features.npy
     videomae reconstruct clip.mp4 --model runs/pretrain/model --out rec.png --gif rec.gif
     videomae convert checkpoint.pth converted/
+    videomae export runs/finetune/model --format onnx --out model.onnx
     videomae prep videos/ prepared/
     videomae pretrain --data videos/ --model small --epochs 800
     videomae finetune --data train.txt --eval-data val.txt --init-from runs/pretrain/model
@@ -37,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import convert, inference, prep, serve, training
+    from . import convert, export, inference, prep, serve, training
     from .. import demo
 
     parser = _Parser(prog="videomae", description="VideoMAE: classify, embed and reconstruct videos; pretrain, "
@@ -67,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files or folders (searched recursively)")
     inference.add_model_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE",
-                   help="FILE.npy (with FILE.txt: the videos in row order), FILE.npz (arrays features and names), "
-                        "or FILE.parquet (columns video, features; needs pyarrow)")
+                   help="FILE.npy (with FILE.txt: the videos in row order) or FILE.npz (arrays features and names): "
+                        "one vector per video, the mean over clips; or FILE.parquet: one row per clip with its times "
+                        "and an error column, resumed when rerun (needs pyarrow: pip install 'videomae[features]')")
+    p.add_argument("--features", default="auto", choices=("auto", "mean", "pooled", "logits", "tokens"),
+                   help="mean: of the encoder's tokens; pooled: a classifier's fc_norm feature; logits; tokens: the "
+                        "(T', H', W', D) token grid in float16 (.parquet only); auto: pooled for a classifier, "
+                        "else mean (default: auto)")
     p.set_defaults(run=inference.embed)
 
     p = sub.add_parser("reconstruct", parents=[common], help="picture of a masked video and its reconstruction",
@@ -91,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description=convert.__doc__)
     convert.add_arguments(p)
     p.set_defaults(run=convert.convert)
+
+    p = sub.add_parser("export", parents=[common], help="a model to one ONNX or torch.export file",
+                       description=export.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_arguments(p)
+    p.set_defaults(run=export.run)
 
     p = sub.add_parser("prep", parents=[common], help="rewrite a video data set once so that training decodes it fast",
                        description=prep.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import pipeline
 from ..devices import default_num_workers, resolve_device
-from ..writers import check_feature_path, write_features
+from ..writers import check_feature_path, embed_to_parquet, write_features
 
 
 class ErrorLog:
@@ -74,13 +74,18 @@ def classify(args) -> int:  # noqa: ANN001
 # --------------------------------------------------------------------------- embed
 def embed(args) -> int:  # noqa: ANN001
     out = check_feature_path(args.out)
+    if args.features == "tokens" and out.suffix.lower() != ".parquet":
+        raise ValueError(f"--out {out}: the token grid is written per clip, to a .parquet file")
     paths = pipeline.expand_videos(args.videos, allow_folders=True)
     model, kind = pipeline.load_feature_model(args.model, args.offline)
+    kind = {"auto": kind}.get(args.features, args.features)
     processor = _prepare(model, args, args.compile)
     errors = ErrorLog("embed")
+    if out.suffix.lower() == ".parquet":
+        return _embed_parquet(args, out, paths, model, processor, errors)
     names: list[str] = []
     rows: list[np.ndarray] = []
-    for result in pipeline.embed_videos(paths, model, processor, **_run_options(args)):
+    for result in pipeline.embed_videos(paths, model, processor, features=args.features, **_run_options(args)):
         if not result.ok:
             errors(result.error)
             continue
@@ -92,6 +97,21 @@ def embed(args) -> int:  # noqa: ANN001
     written = write_features(out, names, matrix)
     print(f"{len(names)} videos -> {matrix.shape[1]}-d features ({kind}): {', '.join(map(str, written))}",
           file=sys.stderr)
+    return 1 if errors.count else 0
+
+
+def _embed_parquet(args, out, paths, model, processor, errors: ErrorLog) -> int:  # noqa: ANN001
+    options = _run_options(args)
+    done = clips = 0
+    for result in embed_to_parquet(paths, model, processor, out, model_id=args.model, kind=args.features,
+                                   sampling_rate=options.pop("sampling_rate"), num_clips=options.pop("num_clips"),
+                                   **options):
+        if result.ok:
+            done += 1
+            clips += result.num_clips
+        else:
+            errors(result.error)
+    print(f"{done} videos -> {clips} rows of {args.features} features: {out}", file=sys.stderr)
     return 1 if errors.count else 0
 
 
