@@ -23,7 +23,7 @@ run_class_finetuning.py, docs/MODEL_ZOO.md), not produced by our own code:
 
 from __future__ import annotations
 
-import torch
+import original_layout
 
 GIANT = dict(dim=1408, depth=40, mlp=6144, patch=14, dec_dim=512, dec_depth=4, dec_mlp=2234)
 
@@ -79,6 +79,4 @@ def v2_pretraining_shapes(dim: int, depth: int, mlp: int, dec_dim: int, dec_dept
     return shapes
 
 
-def random_state(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {name: torch.randn(shape, generator=g) * 0.1 for name, shape in shapes.items()}
+random_state = original_layout.random_state  # distinct random values for every key

@@ -82,6 +82,19 @@ def _pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
     return int(value), int(value)
 
 
+def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object in `path` (config.json, preprocessor_config.json); a ValueError naming the
+    file when it is not valid JSON or not an object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 @dataclass
 class VideoMAEConfig:
     """Hyper-parameters of a VideoMAE model (transformers' names and defaults).
@@ -407,12 +420,7 @@ class VideoMAEConfig:
     @classmethod
     def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> VideoMAEConfig:
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        data = read_json_object(path)
         try:
             return cls.from_dict(data, **overrides)
         except ValueError as err:

@@ -26,7 +26,7 @@ import torch
 from PIL import Image as PILImage
 
 from . import transforms as T
-from .config import CONFIG_NAME as MODEL_CONFIG_NAME
+from .config import CONFIG_NAME as MODEL_CONFIG_NAME, read_json_object
 from .constants import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD
 from .inputs import as_clips, concat_clips
 from .masking import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -226,14 +226,7 @@ class VideoMAEImageProcessor:
 
     @classmethod
     def from_json_file(cls, json_file: str | os.PathLike) -> VideoMAEImageProcessor:
-        path = Path(json_file)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_object(json_file))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"
