@@ -29,7 +29,7 @@ TINY = dict(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_si
             decoder_num_attention_heads=1, decoder_intermediate_size=32)
 LABELS = ["left", "right", "up", "down"]
 SUBCOMMANDS = ["classify", "embed", "reconstruct", "convert", "export", "prep", "pretrain", "finetune", "evaluate",
-               "demo", "serve"]
+               "demo", "serve", "probe"]
 
 
 def videomae(*args: str) -> subprocess.CompletedProcess:

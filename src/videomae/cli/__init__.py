@@ -9,6 +9,7 @@
     videomae pretrain --data videos/ --model small --epochs 800
     videomae finetune --data train.txt --eval-data val.txt --init-from runs/pretrain/model
     videomae evaluate --model runs/finetune/model --data test.txt
+    videomae probe --model runs/pretrain/model --train-data train.txt --eval-data val.txt
     videomae serve --model runs/finetune/model --port 8000
     videomae demo
 
@@ -38,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import convert, export, inference, prep, serve, training
+    from . import convert, export, inference, prep, probe, serve, training
     from .. import demo
 
     parser = _Parser(prog="videomae", description="VideoMAE: classify, embed and reconstruct videos; pretrain, "
@@ -115,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "recipe. Priority: defaults < --config FILE.json < flags. Runs under torchrun too.")
         training.add_arguments(p, name)
         p.set_defaults(run=lambda args, name=name: training.run(args, name))
+
+    p = sub.add_parser("probe", parents=[common], help="linear probe and k-NN of a frozen encoder's features",
+                       description=probe.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    probe.add_arguments(p)
+    p.set_defaults(run=probe.run)
 
     p = sub.add_parser("serve", parents=[common], help="an HTTP service and a web page for a model",
                        description="Serve a model over HTTP: POST /v1/classify, /v1/embed, /v1/reconstruct (a video "
