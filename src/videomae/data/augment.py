@@ -187,7 +187,7 @@ def _enhance_arg(level: float, sign: Sign) -> float:
 
 
 def _enhance_increasing_arg(level: float, sign: Sign) -> float:
-    return 1.0 + sign(level / _LEVEL_DENOM * 0.9)
+    return max(0.1, 1.0 + sign(level / _LEVEL_DENOM * 0.9))  # >= 0.1 even past level 10
 
 
 def _posterize_arg(level: float, sign: Sign) -> int:
