@@ -23,10 +23,11 @@ def videos(tmp_path_factory):
 
 def test_finetuning_learns_the_direction_of_motion(videos, tmp_path):
     # Flipping would swap the classes (left <-> right), so it is off, as for Something-Something.
+    # RandAugment and erasing are off too: on 16 tiny videos they keep train accuracy noisy.
     metrics = finetune(data=str(videos), eval_data=str(videos / "list.txt"), output_dir=str(tmp_path / "ft"),
                        epochs=10, batch_size=8, lr=3e-3, warmup_steps=2, mixup=0.0, cutmix=0.0, label_smoothing=0.0,
                        drop_path=0.0, layer_decay=1.0, flip=False, num_sample=2, eval_num_clips=2,
-                       eval_num_crops=1, **FAST)
+                       eval_num_crops=1, rand_augment=None, random_erasing=0.0, **FAST)
     accs = [r["train_acc"] for r in metrics["history"]]
     assert accs[0] <= 0.75 and min(accs[-3:]) >= 0.9, accs
     assert metrics["eval"]["top1"] >= 0.9 and metrics["eval"]["num_videos"] == 16

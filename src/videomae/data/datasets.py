@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import transforms as T
+from .augment import RandAugmentSpec, parse_rand_augment, rand_augment, random_erasing
 from ..sampling import multi_clip_indices, sample_frame_indices
 from ..video import VideoDecodeError, read_video
 from .sampler import AUGMENT, sample_seed
@@ -240,6 +241,9 @@ class VideoClipDataset(Dataset):
     apart, from one decoding of each video; multi-scale or random-resized crop and flip.
     `sampling_rate` counts source frames; videos written by `videomae prep --frame-stride S`
     keep every S-th one, so pass `frame_stride=S` (see `videomae.prep.stored_frame_stride`).
+    Fine-tuning adds, after the crop and flip, RandAugment (`rand_augment`, a timm string such as
+    `rand-m7-n4-mstd0.5-inc1`) and random erasing (`random_erasing`, its probability); both are
+    off by default (pretraining uses neither) and draw once per clip (`videomae.data.augment`).
 
     An item is a dict: `pixel_values` uint8 (num_sample, T, C, size, size), `label`, `index`,
     `epoch`; or a `DecodeFailure`.
@@ -258,9 +262,15 @@ class VideoClipDataset(Dataset):
         seed: int = 0,
         frame_stride: int = 1,
         decoder: Decoder | None = None,
+        rand_augment: str | None = None,
+        random_erasing: float = 0.0,
     ) -> None:
         if crop not in ("multiscale", "random_resized"):
             raise ValueError(f"crop must be 'multiscale' or 'random_resized', got {crop!r}")
+        if not 0.0 <= random_erasing <= 1.0:
+            raise ValueError(f"random_erasing is a probability in [0, 1], got {random_erasing}")
+        self.rand_augment: RandAugmentSpec | None = parse_rand_augment(rand_augment) if rand_augment else None
+        self.random_erasing = random_erasing
         self.records = list(records)
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
@@ -294,7 +304,8 @@ class VideoClipDataset(Dataset):
         return {"pixel_values": out, "label": record.label, "index": index, "epoch": epoch}
 
     def augment(self, clip: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """(T, C, H, W) uint8 -> (T, C, size, size) uint8: one crop for every frame, maybe flipped."""
+        """(T, C, H, W) uint8 -> (T, C, size, size) uint8: one crop for every frame, maybe flipped,
+        then RandAugment and random erasing when asked (the same on every frame)."""
         # Augmentation needs no parity with PIL: torch's uint8 kernel at every scale (3x faster).
         if self.crop == "multiscale":
             clip = T.multi_scale_crop(clip, self.image_size, generator=generator, exact=False)
@@ -302,6 +313,10 @@ class VideoClipDataset(Dataset):
             clip = T.random_resized_crop(clip, self.image_size, generator=generator, exact=False)
         if self.flip and bool(torch.rand((), generator=generator) < 0.5):
             clip = T.horizontal_flip(clip)
+        if self.rand_augment is not None:
+            clip = rand_augment(clip, self.rand_augment, generator)
+        if self.random_erasing > 0:
+            clip = random_erasing(clip, self.random_erasing, generator)
         return clip.contiguous()
 
 

@@ -54,6 +54,13 @@ def _resolve(
 def build_model(cls: type[nn.Module], options: TrainOptions, overrides: dict[str, Any],
                 ignore_mismatched_sizes: bool = False) -> nn.Module:
     """From `init_from` weights, or a fresh model of the preset / config.json `options.model`."""
+    return build_model_and_new_weights(cls, options, overrides, ignore_mismatched_sizes)[0]
+
+
+def build_model_and_new_weights(cls: type[nn.Module], options: TrainOptions, overrides: dict[str, Any],
+                                ignore_mismatched_sizes: bool = False) -> tuple[nn.Module, set[str]]:
+    """`build_model`, and the names (transformers' keys) of the weights initialised rather than
+    loaded: every one for a fresh model; those `init_from` lacks or has at another size."""
     overrides = dict(overrides)
     if options.num_frames is not None:
         overrides["num_frames"] = options.num_frames
@@ -61,8 +68,9 @@ def build_model(cls: type[nn.Module], options: TrainOptions, overrides: dict[str
         overrides["image_size"] = options.image_size
     overrides.update(options.config_overrides)
     if options.init_from:
-        return cls.from_pretrained(model_source(options.init_from), ignore_mismatched_sizes=ignore_mismatched_sizes,
-                                   **overrides)
+        model, info = cls.from_pretrained(model_source(options.init_from), output_loading_info=True,
+                                          ignore_mismatched_sizes=ignore_mismatched_sizes, **overrides)
+        return model, set(info["missing_keys"]) | {key for key, _, _ in info["mismatched_keys"]}
     spec = Path(options.model)
     if options.model in PRESETS:
         config = VideoMAEConfig.from_preset(options.model, **overrides)
@@ -73,7 +81,22 @@ def build_model(cls: type[nn.Module], options: TrainOptions, overrides: dict[str
     else:
         raise ValueError(f"model {options.model!r} is neither a preset ({', '.join(PRESETS)}) nor a config.json; "
                          f"to start from weights, pass init_from")
-    return cls(config)
+    model = cls(config)
+    return model, set(model.state_dict())
+
+
+def scale_new_head(model: nn.Module, new_weights: set[str], scale: float) -> bool:
+    """The original recipe's `head_init_scale`: a newly initialised classifier starts with its
+    weight and bias times `scale` (0.001), so the first steps barely move the pretrained encoder.
+    A classifier loaded from `init_from` is left as trained. Returns whether it was scaled."""
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, nn.Linear) or not {"classifier.weight", "classifier.bias"} & new_weights:
+        return False
+    with torch.no_grad():
+        head.weight.mul_(scale)
+        if head.bias is not None:
+            head.bias.mul_(scale)
+    return True
 
 
 def model_source(path: str) -> str:
@@ -131,12 +154,15 @@ def _decoder(options: Any, device: torch.device) -> Decoder | None:
 
 
 def _train_dataset(records: list[VideoRecord], config: VideoMAEConfig, options: TrainOptions,
-                   device: torch.device) -> VideoClipDataset:
+                   device: torch.device, rand_augment: str | None = None,
+                   random_erasing: float = 0.0) -> VideoClipDataset:
+    """Training clips; fine-tuning adds RandAugment and random erasing (pretraining uses neither)."""
     size = _square_size(config)
     short_side = options.short_side or max(size, round(size * 320 / 224))
     return VideoClipDataset(records, config.num_frames, options.sampling_rate, size, short_side,
                             options.train_crop, options.flip, options.num_sample, options.seed,
-                            frame_stride=_frame_stride(options), decoder=_decoder(options, device))
+                            frame_stride=_frame_stride(options), decoder=_decoder(options, device),
+                            rand_augment=rand_augment or None, random_erasing=random_erasing)
 
 
 def _finish(ctx: RunContext, model: nn.Module, options: BaseOptions, extra: dict[str, str]) -> str:
@@ -230,12 +256,15 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
         check_paths([r.path for r in records + eval_records])
         id2label = _label_names(names, records + eval_records, options.num_labels)
         seed_everything(options.seed)
-        model = build_model(VideoMAEForVideoClassification, options, {
+        model, new_weights = build_model_and_new_weights(VideoMAEForVideoClassification, options, {
             "num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()},
             "drop_path_rate": options.drop_path, "use_mean_pooling": True}, ignore_mismatched_sizes=True)
+        if scale_new_head(model, new_weights, options.head_init_scale):
+            logger.info("new classifier initialised at scale %g", options.head_init_scale)
         config = model.config
         config.extra[SAMPLING_RATE_KEY] = options.sampling_rate  # saved with the model, for classify / embed
-        dataset = _train_dataset(records, config, options, ctx.dist.device)
+        dataset = _train_dataset(records, config, options, ctx.dist.device, options.rand_augment,
+                                 options.random_erasing)
         size = _square_size(config)
         collate = TrainCollate((config.num_frames, config.num_channels, size, size), None, options.seed)
         _write_run_files(ctx, options, config)
@@ -362,4 +391,5 @@ def evaluate(options: EvalOptions | dict | str | None = None, /, *, config_file:
     return _public(metrics)
 
 
-__all__ = ["pretrain", "finetune", "evaluate", "build_model", "run_evaluation"]
+__all__ = ["pretrain", "finetune", "evaluate", "build_model", "build_model_and_new_weights", "scale_new_head",
+           "run_evaluation"]

@@ -262,9 +262,23 @@ class FinetuneOptions(TrainOptions, EvalViewOptions):
     mixup_prob: float = _opt(1.0, "probability of mixing a batch")
     mixup_switch_prob: float = _opt(0.5, "probability of CutMix rather than Mixup")
     train_crop: str = _opt("random_resized", "'random_resized' (scale 0.08-1, aspect 3/4-4/3) or 'multiscale'")
+    rand_augment: str | None = _opt("rand-m7-n4-mstd0.5-inc1", "RandAugment, a timm config string, the same on "
+                                    "every frame of a clip (none or '': off)")
+    random_erasing: float = _opt(0.25, "probability of erasing one region of a clip (pixel mode, the same region "
+                                       "on every frame; 0: off)")
+    head_init_scale: float = _opt(0.001, "scale of a newly initialised classifier's weight and bias "
+                                         "(a loaded classifier is kept as it is)")
 
     def validate(self) -> None:
         super().validate()
+        if self.rand_augment:
+            from ..data.augment import parse_rand_augment
+
+            parse_rand_augment(self.rand_augment)  # a bad string fails here, not in a worker
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ValueError(f"random_erasing is a probability in [0, 1], got {self.random_erasing}")
+        if self.head_init_scale <= 0:
+            raise ValueError(f"head_init_scale must be > 0, got {self.head_init_scale}")
         if not 0.0 < self.layer_decay <= 1.0:
             raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
         if not 0.0 <= self.drop_path < 1.0:
