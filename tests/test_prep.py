@@ -169,7 +169,8 @@ def _killed_run(src: str, dst: str) -> None:
     calls = []
 
     def dying(source, target, options, threads=0):  # noqa: ANN001
-        calls.append(source)
+        if source not in calls:  # a file may be encoded twice (max_size_ratio): count files
+            calls.append(source)
         if len(calls) == 2:
             Path(target).write_bytes(b"\x00" * 1000)  # a partial file under the temporary name
             os.kill(os.getpid(), signal.SIGKILL)
