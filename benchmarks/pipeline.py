@@ -48,6 +48,7 @@ from videomae import VideoMAEConfig, VideoMAEForPreTraining  # noqa: E402
 from videomae.data.collate import MaskGenerator, TrainCollate  # noqa: E402
 from videomae.data.datasets import VideoClipDataset, load_records  # noqa: E402
 from videomae.data.sampler import AUGMENT, ResumableSampler, RunSampler, sample_seed  # noqa: E402
+from videomae.prep import stored_frame_stride  # noqa: E402
 from videomae.sampling import sample_frame_indices  # noqa: E402
 from videomae.train.engine import to_model_input  # noqa: E402
 from videomae.video import read_video  # noqa: E402
@@ -83,10 +84,7 @@ class Setup:
         return records
 
     def frame_stride(self, variant: str) -> int:
-        meta = self.data(variant) / "prep.json"
-        if meta.is_file():
-            return int(json.loads(meta.read_text()).get("frame_stride", 1))
-        return 1
+        return stored_frame_stride(self.data(variant))
 
 
 def record(results: Path, entry: dict) -> None:

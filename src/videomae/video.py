@@ -269,7 +269,7 @@ def _first_frame(container: Container, stream: Stream, name: str) -> av.VideoFra
     raise VideoDecodeError(f"{name}: no frame could be decoded")
 
 
-def _stored_size(size: int, width: int, height: int) -> tuple[int, int]:
+def stored_size(size: int, width: int, height: int) -> tuple[int, int]:
     """(width, height) whose shorter side is `size`, the longer one int(size * long / short)."""
     if width <= height:
         return size, int(size * height / width)
@@ -390,7 +390,7 @@ def read_video(
             rotation = _rotation(frames[0])
             # Every frame at the first one's size: a stream that changes resolution still stacks.
             first = frames[0]
-            size = (first.width, first.height) if resize is None else _stored_size(resize, first.width, first.height)
+            size = (first.width, first.height) if resize is None else stored_size(resize, first.width, first.height)
             reformatter = VideoReformatter()
             converted = [_to_rgb(frame, reformatter, size, rotation) for frame in frames]
         except av.error.FFmpegError as err:

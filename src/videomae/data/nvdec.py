@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..transforms import resize
-from ..video import VideoDecodeError
+from ..video import VideoDecodeError, stored_size
 
 __all__ = ["NvdecDecoder", "nvdec_available"]
 
@@ -37,13 +37,6 @@ def nvdec_available() -> bool:
     except (ImportError, OSError):
         return False
     return True
-
-
-def _stored_size(short_side: int, height: int, width: int) -> tuple[int, int]:
-    """(height, width) with the shorter side `short_side`, as `read_video(resize=...)` gives it."""
-    if height <= width:
-        return short_side, int(short_side * width / height)
-    return int(short_side * height / width), short_side
 
 
 class NvdecDecoder:
@@ -94,7 +87,8 @@ class NvdecDecoder:
                 planes = torch.stack([torch.from_dlpack(frame) for frame in frames])
                 if resize_to is not None:
                     height, width = planes.shape[-2:]
-                    planes = resize(planes, _stored_size(resize_to, height, width))
+                    new_width, new_height = stored_size(resize_to, width, height)  # as read_video sizes them
+                    planes = resize(planes, (new_height, new_width))
                 clip = planes[torch.from_numpy(inverse.reshape(-1)).to(planes.device)]
         except VideoDecodeError:
             self._local.decoder = None  # a failed file can leave the decoder in a bad state
