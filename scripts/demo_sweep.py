@@ -1,8 +1,9 @@
 """Choose the demo's recipe on the validation clips, and keep the raw results the docs quote.
 
-Four commands:
+Five commands:
 
     python scripts/demo_sweep.py run [VARIANTS.json] [--parallel N] [--out RESULTS.jsonl] [--device cuda]
+    python scripts/demo_sweep.py test [VARIANTS.json] [--name NAME | --select RESULTS.jsonl] [--out RESULTS.jsonl]
     python scripts/demo_sweep.py select [RESULTS.jsonl]
     python scripts/demo_sweep.py record DEMO_OUT/results.json ... [--name default] [--out RESULTS.jsonl]
     python scripts/demo_sweep.py table [RESULTS.jsonl] [--write docs/demo.md]
@@ -13,8 +14,9 @@ test clips left unseen, several runs at a time, each in its own process, and app
 JSON per run to RESULTS.jsonl. The file bounds the sweep: its variants and seeds are fixed before
 it runs, and `run` refuses more than MAX_RUNS runs. `select` names the variant with the highest
 mean validation accuracy of the pretrained model (ties: the first listed). That variant becomes
-the default recipe in `videomae.demo`; `videomae demo --seed S` then scores it on the test clips,
-once per seed, and `record` adds those runs' results.json to RESULTS.jsonl. `table` prints the
+the default recipe in `videomae.demo`; `test` (or `videomae demo --seed S` once it is the default)
+scores it on the test clips, once per seed, and `record` adds `videomae demo` runs' results.json
+to RESULTS.jsonl. `table` prints the
 docs' table from RESULTS.jsonl; with --write it replaces the table between the markers in that
 file (docs/demo.md).
 
@@ -34,7 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -49,8 +51,9 @@ RECIPE_KEYS = ("data", "model", "pretrain", "finetune", "sampling_rate")
 
 
 # --------------------------------------------------------------------------- running
-def run_variant(variant: dict[str, Any], seed: int, out_root: str, device: str, workers: int) -> dict[str, Any]:
-    """Run one variant for one seed in this process, the test clips unseen; its record."""
+def run_variant(variant: dict[str, Any], seed: int, out_root: str, device: str, workers: int,
+                score_test: bool = False) -> dict[str, Any]:
+    """Run one variant for one seed in this process (the test clips unseen unless `score_test`); its record."""
     from videomae.demo import RECIPES, run_demo
     from videomae.train.metrics import read_metrics
 
@@ -64,10 +67,10 @@ def run_variant(variant: dict[str, Any], seed: int, out_root: str, device: str, 
         finetune={**recipe.finetune, **variant.get("finetune", {})},
         sampling_rate=variant.get("sampling_rate", recipe.sampling_rate),
     )
-    out = Path(out_root) / f"{variant['name']}-{seed}"
-    results = run_demo(out, recipe, seed=seed, device=device, workers=workers, progress=False, score_test=False)
+    out = Path(out_root) / f"{variant['name']}-{seed}{'-test' if score_test else ''}"
+    results = run_demo(out, recipe, seed=seed, device=device, workers=workers, progress=False, score_test=score_test)
     losses = [m["loss"] for m in read_metrics(out / "pretrain") if m["kind"] == "train"]
-    return _record(variant["name"], results, f"demo_sweep.py run (device {device})",
+    return _record(variant["name"], results, f"demo_sweep.py {'test' if score_test else 'run'} (device {device})",
                    changes={k: variant[k] for k in RECIPE_KEYS if k in variant},
                    pretrain_loss=losses[-1] if losses else None)
 
@@ -96,15 +99,23 @@ def load_variants(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     return variants, seeds
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, score_test: bool = False) -> int:
+    """Each variant x seed in its own process, `args.parallel` at a time; with `score_test` (the
+    `test` command) the runs also score the test clips."""
     variants, seeds = load_variants(Path(args.variants))
+    if score_test:
+        name = args.name or select(read_results(Path(args.select)))
+        variants = [v for v in variants if v["name"] == name]
+        if not variants:
+            raise ValueError(f"{args.variants}: no variant named {name!r}")
+        print(f"scoring the test clips: {name!r}, seeds {seeds}", flush=True)
     start = time.time()
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
     def one(job: tuple[dict[str, Any], int]) -> str:
         variant, seed = job
         cmd = [sys.executable, __file__, "one", json.dumps(variant), str(seed), "--device", args.device,
-               "--workers", str(args.workers), "--out-root", args.out_root]
+               "--workers", str(args.workers), "--out-root", args.out_root] + (["--score-test"] if score_test else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         found = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if not found:
@@ -112,13 +123,17 @@ def run(args: argparse.Namespace) -> int:
             return ""
         record = json.loads(found[0])
         val = record["validation"]
+        test = record["test"] or {}
         print(f"{time.time() - start:5.0f}s {variant['name']} seed {seed}: validation accuracy "
-              f"pretrained {val['pretrained']:.3f} scratch {val['scratch']:.3f}", flush=True)
+              f"pretrained {val['pretrained']:.3f} scratch {val['scratch']:.3f}"
+              + (f"; test {test['pretrained']:.3f} / {test['scratch']:.3f}" if test else ""), flush=True)
         return json.dumps(record)
 
     jobs = [(v, s) for v in variants for s in seeds]
+    # each run's line is written as soon as it ends, so a sweep cut short keeps every finished run
     with ThreadPoolExecutor(args.parallel) as pool, open(args.out, "a") as f:
-        for line in pool.map(one, jobs):
+        for future in as_completed([pool.submit(one, job) for job in jobs]):
+            line = future.result()
             if line:
                 f.write(line + "\n")
                 f.flush()
@@ -199,12 +214,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--out-root", default="/tmp/demo-sweep")
+    p = commands.add_parser("test", help="score one variant (the selected one by default) on the test clips, "
+                            "every seed")
+    p.add_argument("variants", nargs="?", default=str(VARIANTS))
+    p.add_argument("--name", help="the variant to score (default: `select` over --select's results)")
+    p.add_argument("--select", default=str(RESULTS), help="the sweep's results to select from")
+    p.add_argument("--parallel", type=int, default=3)
+    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--out-root", default="/tmp/demo-sweep")
     p = commands.add_parser("one", help=argparse.SUPPRESS)  # internal: one variant and seed, in this process
     p.add_argument("variant")
     p.add_argument("seed", type=int)
     p.add_argument("--device", default="cuda")
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--out-root", default="/tmp/demo-sweep")
+    p.add_argument("--score-test", action="store_true")
     p = commands.add_parser("select", help="the variant with the best mean validation accuracy")
     p.add_argument("results", nargs="?", default=str(RESULTS))
     p = commands.add_parser("record", help="add `videomae demo` runs (results.json) to the results")
@@ -216,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", metavar="DOC", help=f"replace the table in DOC (e.g. {DOC.relative_to(ROOT)})")
     args = parser.parse_args(argv)
 
-    if args.command == "run":
-        return run(args)
+    if args.command in ("run", "test"):
+        return run(args, score_test=args.command == "test")
     if args.command == "one":
-        record = run_variant(json.loads(args.variant), args.seed, args.out_root, args.device, args.workers)
+        record = run_variant(json.loads(args.variant), args.seed, args.out_root, args.device, args.workers,
+                             args.score_test)
         print("RESULT " + json.dumps(record))
     elif args.command == "select":
         print(select(read_results(Path(args.results))))
