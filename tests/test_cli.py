@@ -354,3 +354,39 @@ def test_pretrain_then_evaluate_from_the_command_line(assets: dict[str, Path], t
     config.write_text(json.dumps({"epochz": 5}))
     result = videomae_here("pretrain", "--config", str(config), "--data", str(tmp_path / "list.txt"))
     assert_one_line_error(result, "epochz")
+
+
+def test_finetune_and_evaluate_with_the_ssv2_protocol(assets: dict[str, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from videomae.data import datasets
+
+    used = []  # the sampling rule of every clip the run cut, training and evaluation
+    for name in ("training_indices", "evaluation_indices"):
+        rule = getattr(datasets, name)
+        monkeypatch.setattr(datasets, name,
+                            lambda sampling, *args, _rule=rule: used.append(sampling) or _rule(sampling, *args))
+    lines = [f"{p} {i % 2}" for i, p in enumerate(sorted(assets["videos"].glob("*.mp4")))]
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    common = ["--data", str(listing), "--device", "cpu", "--num-workers", "0", "--no-progress"]
+    result = videomae_here("finetune", "--protocol", "ssv2", "--eval-num-crops", "1", "--eval-data", str(listing),
+                           "--model", "small", "--config-overrides", json.dumps(TINY), "--output-dir",
+                           str(tmp_path / "ft"), "--epochs", "1", "--batch-size", "2", "--short-side", "36", *common)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["step"] == 1 and summary["eval"]["num_videos"] == 3
+    saved = json.loads((tmp_path / "ft" / "options.json").read_text())
+    assert {k: saved[k] for k in ("protocol", "sampling", "sampling_rate", "flip", "eval_num_clips",
+                                  "eval_num_crops")} == {"protocol": "ssv2", "sampling": "segments",
+                                                         "sampling_rate": 2, "flip": False, "eval_num_clips": 2,
+                                                         "eval_num_crops": 1}  # the flag beats the preset
+    assert json.loads((tmp_path / "ft" / "eval_metrics.json").read_text())["num_views"] == 2
+    assert len(used) == 2 * 2 + 3 and set(used) == {"segments"}  # 2 videos x num_sample 2, then 3 videos
+    result = videomae_here("evaluate", "--protocol", "ssv2", "--model", summary["model_dir"], "--output-dir",
+                           str(tmp_path / "eval"), *common)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["num_videos"] == 3
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_views"] == 6  # 2 clips x 3 crops
+    saved = json.loads((tmp_path / "eval" / "options.json").read_text())
+    assert (saved["protocol"], saved["sampling"], saved["eval_num_clips"]) == ("ssv2", "segments", 2)
+    assert_one_line_error(videomae_here("evaluate", "--protocol", "ucf", "--model", "m", *common), "protocol")

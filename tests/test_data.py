@@ -16,6 +16,7 @@ from videomae.data import (
     ResumableSampler,
     TrainCollate,
     VideoClipDataset,
+    VideoRecord,
     eval_collate,
     find_videos,
     load_records,
@@ -188,6 +189,77 @@ def test_decoder_masks_are_drawn_beside_the_encoder_masks_from_the_samples_gener
     assert "decoder_masked_pos" not in TrainCollate((4, 3, 32, 32), MaskGenerator((2, 4, 4), 0.9))(samples)
     with pytest.raises(ValueError, match="0.25, 0.5 or 0.75"):
         MaskGenerator((2, 4, 4), 0.9, decoder_mask_ratio=0.1)
+
+
+class FrameIdDecoder:
+    """A stand-in decoder of a `length`-frame video (the datasets' decoder contract): channel 0
+    rises left to right and channel 1 is 10 x the frame index, so a clip shows which frames it
+    holds and whether it was flipped."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __call__(self, path, pick, short_side):
+        indices = torch.as_tensor(np.asarray(pick(self.length)))
+        height = short_side or 32
+        width = height * 3 // 2
+        frames = torch.zeros(len(indices), height, width, 3, dtype=torch.uint8)
+        frames[..., 0] = torch.linspace(0, 250, width).round().to(torch.uint8)
+        frames[..., 1] = (indices * 10).to(torch.uint8).view(-1, 1, 1)
+        return frames
+
+
+def frame_ids(clip: torch.Tensor) -> list[int]:
+    """(T, C, H, W) uint8 of `FrameIdDecoder` frames -> the frame index of each frame."""
+    return [round(float(frame[1].float().mean()) / 10) for frame in clip]
+
+
+def left_to_right(clip: torch.Tensor) -> bool:
+    """Whether channel 0 still rises from the left edge to the right edge: not flipped."""
+    ramp = clip[:, 0].float().mean(dim=(0, 1))  # (W,)
+    return bool(ramp[-1] > ramp[0])
+
+
+def test_segment_sampling_in_the_datasets_takes_the_ssv2_frames():
+    records = [VideoRecord(f"v{i}.mp4", 0) for i in range(6)]
+    decoder = FrameIdDecoder(24)  # 4 segments of 6 frames
+    train = VideoClipDataset(records, 4, 2, 32, 40, flip=False, num_sample=2, decoder=decoder, sampling="segments")
+    seen = set()
+    for i in range(len(records)):
+        for clip in train[(i, 0)]["pixel_values"]:
+            ids = frame_ids(clip)
+            assert all(6 * s <= f < 6 * (s + 1) for s, f in enumerate(ids)), ids
+            seen.add(tuple(ids))
+    assert len(seen) > 6  # random within segments, a new draw per clip
+    assert frame_ids(train[(0, 0)]["pixel_values"][0]) == frame_ids(train[(0, 0)]["pixel_values"][0])
+    views = MultiViewDataset(records, 4, 2, 32, num_clips=2, num_crops=3, decoder=decoder, sampling="segments")
+    item = views[0]["pixel_values"]  # (2 clips x 3 crops, T, C, H, W)
+    assert [frame_ids(v) for v in item] == [[0, 6, 12, 18]] * 3 + [[3, 9, 15, 21]] * 3  # starts, midpoints
+    assert all(left_to_right(v) for v in item)  # evaluation never flips
+    dense = MultiViewDataset(records, 4, 2, 32, num_clips=2, num_crops=1, decoder=decoder)
+    assert [frame_ids(v) for v in dense[0]["pixel_values"]] == [[0, 2, 4, 6], [16, 18, 20, 22]]
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        VideoClipDataset(records, 4, 2, 32, sampling="tsn")
+    # segments span the whole video, so a sampling rate the frame stride does not divide is no error
+    assert MultiViewDataset(records, 4, 3, 32, frame_stride=2, sampling="segments").stored_rate == 3
+
+
+def test_the_ssv2_protocol_never_flips_a_training_clip():
+    from videomae.config import VideoMAEConfig
+    from videomae.train import FinetuneOptions
+    from videomae.train.entrypoints import _train_dataset
+
+    records = [VideoRecord(f"v{i}.mp4", 0) for i in range(12)]
+    config = VideoMAEConfig(image_size=32, patch_size=8, num_frames=4)
+
+    def clips(protocol: str) -> list[torch.Tensor]:
+        options = FinetuneOptions.load(protocol=protocol)
+        dataset = _train_dataset(records, config, options, torch.device("cpu"), sampling=options.sampling)
+        dataset.decoder = FrameIdDecoder(24)
+        return [clip for i in range(len(records)) for clip in dataset[(i, 0)]["pixel_values"]]
+
+    assert all(left_to_right(clip) for clip in clips("ssv2"))
+    assert not all(left_to_right(clip) for clip in clips("kinetics"))  # the check sees a flip when there is one
 
 
 # --------------------------------------------------------------------------- mixup

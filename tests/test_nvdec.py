@@ -80,3 +80,21 @@ def test_pretraining_with_nvdec_runs_and_learns(videos, tmp_path):
     assert metrics["step"] == 8 and metrics["skipped_videos"] == {}
     losses = [r["loss"] for r in read_metrics(tmp_path / "run") if r["kind"] == "train"]
     assert len(losses) == 8 and all(np.isfinite(losses))
+
+
+def test_segment_sampling_decodes_the_same_frames_on_nvdec(videos):
+    """Segment sampling shares the datasets' index code with dense clips, so NVDEC serves it too."""
+    from videomae.data import MultiViewDataset, VideoClipDataset, VideoRecord
+    from videomae.data.nvdec import NvdecDecoder
+
+    records = [VideoRecord(str(p), 0) for p in videos]
+    views = dict(num_frames=16, sampling_rate=2, image_size=64, num_clips=2, num_crops=1, sampling="segments")
+    gpu = MultiViewDataset(records, decoder=NvdecDecoder(0), **views)
+    cpu = MultiViewDataset(records, **views)
+    for i in range(len(records)):
+        on_gpu, on_cpu = gpu[i]["pixel_values"], cpu[i]["pixel_values"]
+        assert on_gpu.is_cuda and on_gpu.shape == on_cpu.shape == (2, 16, 3, 64, 64)
+        assert (on_gpu.cpu().float() - on_cpu.float()).abs().mean() < 3
+    train = VideoClipDataset(records, 16, 2, 64, 72, flip=False, decoder=NvdecDecoder(0), sampling="segments")
+    clip = train[(0, 0)]["pixel_values"]
+    assert clip.is_cuda and clip.shape == (1, 16, 3, 64, 64)

@@ -8,7 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from videomae.sampling import multi_clip_indices, sample_frame_indices, uniform_indices
+from videomae.sampling import (
+    evaluation_indices,
+    multi_clip_indices,
+    sample_frame_indices,
+    segment_view_indices,
+    training_indices,
+    uniform_indices,
+)
 
 
 def docs_sample_frame_indices(clip_len, frame_sample_rate, seg_len):
@@ -82,8 +89,86 @@ def test_uniform_indices_take_one_frame_per_segment():
         assert all(k * segment <= i < (k + 1) * segment for k, i in enumerate(indices))
     tick = 100 / 8
     np.testing.assert_array_equal(uniform_indices(8, 100, training=False), [int(tick / 2 + tick * k) for k in range(8)])
-    short = uniform_indices(8, 5, training=True)
-    assert short.max() < 5 and np.all(np.diff(short) >= 0) and len(set(short.tolist())) == 5
+
+def original_ssv2_train(num_segment, num_frames):
+    """The original SSv2 loader's training indices (`loadvideo_decord`, mode train), transcribed."""
+    average_duration = num_frames // num_segment
+    if average_duration > 0:
+        return list(np.multiply(list(range(num_segment)), average_duration)
+                    + np.random.randint(average_duration, size=num_segment))
+    if num_frames > num_segment:  # unreachable (num_frames > num_segment means a duration >= 1); kept as written
+        return list(np.sort(np.random.randint(num_frames, size=num_segment)))
+    return list(np.zeros((num_segment,)))
+
+
+def original_ssv2_test(num_segment, num_frames, test_num_segment=2):
+    """The original SSv2 test views: midpoints + starts, sorted, then `buffer[chunk::2]` per view."""
+    tick = num_frames / float(num_segment)
+    all_index = list(np.array([int(tick / 2.0 + tick * x) for x in range(num_segment)]
+                              + [int(tick * x) for x in range(num_segment)]))
+    while len(all_index) < num_segment * test_num_segment:
+        all_index.append(all_index[-1])
+    all_index = list(np.sort(np.array(all_index)))
+    return [all_index[chunk::2] for chunk in range(test_num_segment)]
+
+
+@pytest.mark.parametrize("num_frames", [16, 17, 47, 48, 50, 121, 300])
+def test_ssv2_training_indices_match_the_original_loader(num_frames):
+    for seed in range(5):
+        np.random.seed(seed)
+        expected = original_ssv2_train(16, num_frames)
+        np.random.seed(seed)
+        np.testing.assert_array_equal(uniform_indices(16, num_frames, training=True), expected)
+
+
+def test_ssv2_training_takes_one_frame_inside_each_segment_reproducibly():
+    duration = 50 // 16  # 3 frames a segment; the last 2 frames of the video are never drawn, as in the original
+    draws = np.stack([uniform_indices(16, 50, generator=torch.Generator().manual_seed(s)) for s in range(40)])
+    segment = np.arange(16)
+    assert bool(((draws >= segment * duration) & (draws < (segment + 1) * duration)).all())
+    assert {int(v) for v in draws[:, 0]} == {0, 1, 2}  # every frame of a segment is drawn
+    np.testing.assert_array_equal(uniform_indices(16, 50, generator=torch.Generator().manual_seed(7)),
+                                  uniform_indices(16, 50, generator=torch.Generator().manual_seed(7)))
+    assert len({tuple(d) for d in draws}) > 30
+
+
+@pytest.mark.parametrize("num_frames", [1, 5, 15, 16, 17, 31, 48, 50, 121, 300])
+def test_ssv2_test_views_are_the_originals_starts_and_midpoints(num_frames):
+    views = segment_view_indices(16, num_frames, 2)
+    assert views.shape == (2, 16) and views.dtype == np.int64
+    np.testing.assert_array_equal(views, original_ssv2_test(16, num_frames))
+    tick = num_frames / 16
+    np.testing.assert_array_equal(views[0], [int(tick * s) for s in range(16)])
+    np.testing.assert_array_equal(views[1], [int(tick / 2.0 + tick * s) for s in range(16)])
+    np.testing.assert_array_equal(uniform_indices(16, num_frames, training=False), views[1])
+
+
+def test_ssv2_short_videos_are_handled_as_the_original_does():
+    # fewer frames than segments: training takes frame 0 for every segment, whatever the seed
+    for seed in range(3):
+        np.testing.assert_array_equal(uniform_indices(16, 10, generator=np.random.default_rng(seed)), np.zeros(16))
+    # evaluation repeats frames in order (10 frames over 16 segments)
+    views = segment_view_indices(16, 10, 2)
+    assert views.max() <= 9 and bool((np.diff(views, axis=1) >= 0).all())
+    assert set(views[0].tolist()) == set(range(10))
+    np.testing.assert_array_equal(segment_view_indices(4, 1, 2), np.zeros((2, 4)))
+
+
+def test_sampling_rules_by_name():
+    generator = torch.Generator().manual_seed(0)
+    segments = training_indices("segments", 8, 4, 100, generator)
+    np.testing.assert_array_equal(segments, uniform_indices(8, 100, generator=torch.Generator().manual_seed(0)))
+    np.testing.assert_array_equal(training_indices("dense", 8, 4, 100, torch.Generator().manual_seed(0)),
+                                  sample_frame_indices(8, 4, 100, torch.Generator().manual_seed(0)))
+    np.testing.assert_array_equal(evaluation_indices("segments", 8, 4, 100, 2), segment_view_indices(8, 100, 2))
+    np.testing.assert_array_equal(evaluation_indices("dense", 8, 4, 100, 5), multi_clip_indices(8, 4, 100, 5))
+    for bad in ("tsn", "Segments"):
+        with pytest.raises(ValueError, match="sampling must be one of"):
+            training_indices(bad, 8, 4, 100)
+        with pytest.raises(ValueError, match="sampling must be one of"):
+            evaluation_indices(bad, 8, 4, 100, 2)
+    with pytest.raises(ValueError, match="num_views"):
+        segment_view_indices(8, 100, 0)
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,37 @@ def test_options_defaults_are_the_papers_and_every_field_is_documented(tmp_path)
     with pytest.raises(ValueError, match="mask_ratio"):
         PretrainOptions.load(None, mask_ratio=1.5)
     assert math.isclose(PretrainOptions.from_dict(options.to_dict()).betas[0], 0.8)
+
+
+def test_protocol_presets_set_sampling_flip_and_views_and_explicit_options_win(tmp_path):
+    from videomae.train.options import PROTOCOLS
+
+    fine = FinetuneOptions()  # kinetics is the default and its preset is the defaults: nothing changes
+    assert fine.protocol == "kinetics" and all(getattr(fine, k) == v for k, v in PROTOCOLS["kinetics"].items())
+    ssv2 = FinetuneOptions.load(protocol="ssv2")
+    assert (ssv2.sampling, ssv2.sampling_rate, ssv2.flip, ssv2.eval_num_clips, ssv2.eval_num_crops) == (
+        "segments", 2, False, 2, 3)
+    evaluation = EvalOptions.load(protocol="ssv2", model="m")  # no flip option: evaluation never flips
+    assert (evaluation.sampling, evaluation.eval_num_clips, evaluation.eval_num_crops) == ("segments", 2, 3)
+    # options given beside the protocol win over its preset
+    mixed = FinetuneOptions.load(protocol="ssv2", flip=True, eval_num_clips=4, sampling="dense")
+    assert (mixed.flip, mixed.eval_num_clips, mixed.sampling, mixed.sampling_rate) == (True, 4, "dense", 2)
+    # a file is one level, the keywords (the command line's flags) the level above
+    config = tmp_path / "options.json"
+    config.write_text(json.dumps({"protocol": "ssv2", "eval_num_crops": 1}))
+    from_file = FinetuneOptions.load(config, eval_num_clips=3)
+    assert (from_file.sampling, from_file.flip, from_file.eval_num_crops, from_file.eval_num_clips) == (
+        "segments", False, 1, 3)
+    back = FinetuneOptions.load(config, protocol="kinetics")  # a protocol flag resets what the file's preset set
+    assert (back.sampling, back.flip, back.eval_num_clips, back.eval_num_crops) == ("dense", True, 5, 3)
+    assert FinetuneOptions.from_dict(ssv2.to_dict()) == ssv2  # an options.json reads back as written
+    assert fine.replace(protocol="ssv2", eval_num_crops=1).sampling == "segments"
+    assert fine.replace(protocol="ssv2", eval_num_crops=1).eval_num_crops == 1
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        FinetuneOptions.load(protocol="something-something")
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        EvalOptions.load(model="m", sampling="tsn")
+    with pytest.raises(ValueError, match=r"constructor does not apply.*load\(protocol='ssv2'"):
+        FinetuneOptions(protocol="ssv2")  # would train Kinetics-style under an SSv2 label
+    with pytest.raises(TypeError, match="no option 'protocol'"):
+        PretrainOptions.load(protocol="ssv2")  # pretraining has no protocol: it samples dense clips

@@ -2,7 +2,8 @@
 
 Indices are positions in the video's frame order (see `videomae.video`), returned as int64 numpy
 arrays ready for `read_video`. A video shorter than a clip never fails: its frames are spread over
-the clip and repeated, which is how the original VideoMAE loaders pad short videos.
+the clip and repeated, which is how the original VideoMAE loaders pad short videos (segment
+sampling in training takes frame 0 throughout, as the original SSv2 loader does).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import torch
 
 Generator = torch.Generator | np.random.Generator | None
 
-__all__ = ["sample_frame_indices", "uniform_indices", "multi_clip_indices"]
+__all__ = ["SAMPLINGS", "sample_frame_indices", "uniform_indices", "segment_view_indices", "multi_clip_indices",
+           "training_indices", "evaluation_indices", "check_sampling"]
+
+SAMPLINGS = ("dense", "segments")
+"""How a clip is cut: `dense`, `num_frames` frames `sampling_rate` apart (Kinetics); `segments`,
+one frame from each of `num_frames` equal segments of the whole video (Something-Something)."""
 
 
 def _check_positive(**values: int) -> None:
@@ -69,24 +75,49 @@ def sample_frame_indices(
 def uniform_indices(
     clip_len: int, seg_len: int, *, training: bool = True, generator: Generator = None
 ) -> np.ndarray:
-    """One frame from each of `clip_len` equal segments of the video (segment-based sampling).
+    """One frame from each of `clip_len` equal segments of the video (segment-based, TSN sampling).
 
-    Used for Something-Something, where a clip covers the whole action: in training a random
-    frame of each segment (the original `seg * (seg_len // clip_len) + randint(seg_len //
-    clip_len)`), in evaluation the middle of each segment (`int(tick / 2 + tick * seg)`, tick =
-    seg_len / clip_len). Videos shorter than `clip_len` frames repeat frames, in order.
+    Used for Something-Something, where a clip covers the whole action, as the original VideoMAE
+    SSv2 loader does. Training: a random frame of each segment, `seg * (seg_len // clip_len) +
+    randint(seg_len // clip_len)`; a video with fewer frames than segments gives frame 0 for
+    every segment, the original's rule (it has no spare frames to draw from). Evaluation: the
+    middle of each segment, view 1 of `segment_view_indices(..., 2)`.
 
     Returns:
         int64 array of shape (clip_len,), non-decreasing, each in [0, seg_len).
     """
     _check_positive(clip_len=clip_len, seg_len=seg_len)
+    if not training:
+        return _segment_points(clip_len, seg_len, 1, 2)
     segment = seg_len // clip_len
-    if training and segment > 0:
-        offsets = _randint(0, segment, generator, size=clip_len)
-        return np.arange(clip_len, dtype=np.int64) * segment + offsets
+    if segment == 0:
+        return np.zeros(clip_len, dtype=np.int64)
+    offsets = _randint(0, segment, generator, size=clip_len)
+    return np.arange(clip_len, dtype=np.int64) * segment + offsets
+
+
+def _segment_points(clip_len: int, seg_len: int, k: int, n: int) -> np.ndarray:
+    """Frame `int(tick * k / n + tick * s)` of each segment s, tick = seg_len / clip_len: the
+    point k/n of the way into every segment. For n = 2 the same floats as the original's
+    `int(tick * s)` and `int(tick / 2.0 + tick * s)`, so the same frames."""
     tick = seg_len / clip_len
-    indices = np.array([int(tick / 2.0 + tick * i) for i in range(clip_len)], dtype=np.int64)
+    indices = np.array([int(tick * k / n + tick * s) for s in range(clip_len)], dtype=np.int64)
     return np.minimum(indices, seg_len - 1)
+
+
+def segment_view_indices(clip_len: int, seg_len: int, num_views: int) -> np.ndarray:
+    """`num_views` segment-sampled clips for multi-view evaluation (the original SSv2 test protocol).
+
+    The video is cut into `clip_len` equal segments of tick = seg_len / clip_len frames; view k
+    takes the frame k / num_views of the way into each segment. The original tests with 2 views:
+    the segment starts (`int(tick * s)`) and the segment midpoints (`int(tick / 2.0 + tick * s)`).
+    A video with fewer frames than segments repeats frames, in order.
+
+    Returns:
+        int64 array of shape (num_views, clip_len).
+    """
+    _check_positive(clip_len=clip_len, seg_len=seg_len, num_views=num_views)
+    return np.stack([_segment_points(clip_len, seg_len, k, num_views) for k in range(num_views)])
 
 
 def multi_clip_indices(clip_len: int, frame_sample_rate: int, seg_len: int, num_clips: int) -> np.ndarray:
@@ -113,3 +144,31 @@ def multi_clip_indices(clip_len: int, frame_sample_rate: int, seg_len: int, num_
         step = spare / (num_clips - 1)
         starts = [int(k * step) for k in range(num_clips)]
     return np.stack([strided[start : start + clip_len] for start in starts])
+
+
+def check_sampling(sampling: str) -> None:
+    """Fail early, naming the choices, on a sampling rule that is not one of `SAMPLINGS`."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+
+
+def training_indices(
+    sampling: str, clip_len: int, frame_sample_rate: int, seg_len: int, generator: Generator = None
+) -> np.ndarray:
+    """One random training clip by the named rule: `sample_frame_indices` (dense) or
+    `uniform_indices` (segments; `frame_sample_rate` unused). Shape (clip_len,)."""
+    check_sampling(sampling)
+    if sampling == "segments":
+        return uniform_indices(clip_len, seg_len, training=True, generator=generator)
+    return sample_frame_indices(clip_len, frame_sample_rate, seg_len, generator)
+
+
+def evaluation_indices(
+    sampling: str, clip_len: int, frame_sample_rate: int, seg_len: int, num_clips: int
+) -> np.ndarray:
+    """The evaluation clips by the named rule: `multi_clip_indices` (dense) or
+    `segment_view_indices` (segments; `frame_sample_rate` unused). Shape (num_clips, clip_len)."""
+    check_sampling(sampling)
+    if sampling == "segments":
+        return segment_view_indices(clip_len, seg_len, num_clips)
+    return multi_clip_indices(clip_len, frame_sample_rate, seg_len, num_clips)

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from .. import transforms as T
 from .augment import RandAugmentSpec, parse_rand_augment, rand_augment, random_erasing
-from ..sampling import multi_clip_indices, sample_frame_indices
+from ..sampling import check_sampling, evaluation_indices, training_indices
 from ..video import VideoDecodeError, read_video
 from .sampler import AUGMENT, sample_seed
 
@@ -215,6 +215,12 @@ def stored_sampling_rate(sampling_rate: int, frame_stride: int) -> int:
     return sampling_rate // frame_stride
 
 
+def _stored_rate(sampling: str, sampling_rate: int, frame_stride: int) -> int:
+    """`stored_sampling_rate` for dense clips; segments span the whole video whatever the stride,
+    so they need no rate that the stride divides."""
+    return stored_sampling_rate(sampling_rate, frame_stride) if sampling == "dense" else sampling_rate
+
+
 def _key(key: int | tuple[int, int]) -> tuple[int, int]:
     return (int(key), 0) if isinstance(key, (int, np.integer)) else (int(key[0]), int(key[1]))
 
@@ -241,6 +247,8 @@ class VideoClipDataset(Dataset):
     apart, from one decoding of each video; multi-scale or random-resized crop and flip.
     `sampling_rate` counts source frames; videos written by `videomae prep --frame-stride S`
     keep every S-th one, so pass `frame_stride=S` (see `videomae.prep.stored_frame_stride`).
+    `sampling="segments"` takes one random frame from each of `num_frames` equal segments of
+    the whole video instead (Something-Something; `sampling_rate` unused; see `videomae.sampling`).
     Fine-tuning adds, after the crop and flip, RandAugment (`rand_augment`, a timm string such as
     `rand-m7-n4-mstd0.5-inc1`) and random erasing (`random_erasing`, its probability); both are
     off by default (pretraining uses neither) and draw once per clip (`videomae.data.augment`).
@@ -264,7 +272,9 @@ class VideoClipDataset(Dataset):
         decoder: Decoder | None = None,
         rand_augment: str | None = None,
         random_erasing: float = 0.0,
+        sampling: str = "dense",
     ) -> None:
+        check_sampling(sampling)
         if crop not in ("multiscale", "random_resized"):
             raise ValueError(f"crop must be 'multiscale' or 'random_resized', got {crop!r}")
         if not 0.0 <= random_erasing <= 1.0:
@@ -282,7 +292,8 @@ class VideoClipDataset(Dataset):
         self.seed = seed
         self.decoder = decoder
         self.frame_stride = frame_stride
-        self.stored_rate = stored_sampling_rate(sampling_rate, frame_stride)
+        self.sampling = sampling
+        self.stored_rate = _stored_rate(sampling, sampling_rate, frame_stride)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -293,7 +304,7 @@ class VideoClipDataset(Dataset):
         generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index, AUGMENT))
 
         def pick(num: int) -> np.ndarray:
-            return np.concatenate([sample_frame_indices(self.num_frames, self.stored_rate, num, generator)
+            return np.concatenate([training_indices(self.sampling, self.num_frames, self.stored_rate, num, generator)
                                    for _ in range(self.num_sample)])
 
         frames = _decode(record.path, pick, self.short_side, self.decoder)
@@ -323,7 +334,9 @@ class VideoClipDataset(Dataset):
 class MultiViewDataset(Dataset):
     """Evaluation views: `num_clips` clips evenly spaced in time x `num_crops` crops along the
     long side of frames resized (by the decoder) to a short side of `image_size`.
-    `frame_stride` as in `VideoClipDataset`.
+    `frame_stride` as in `VideoClipDataset`. With `sampling="segments"` the clips are segment
+    samples at `num_clips` offsets into the segments (2: starts and midpoints, the original SSv2
+    test protocol); nothing is flipped in either case.
 
     An item is a dict: `pixel_values` uint8 (num_clips * num_crops, T, C, size, size), `label`,
     `index`; or a `DecodeFailure`.
@@ -340,9 +353,12 @@ class MultiViewDataset(Dataset):
         short_side: int | None = None,
         frame_stride: int = 1,
         decoder: Decoder | None = None,
+        sampling: str = "dense",
     ) -> None:
+        check_sampling(sampling)
         self.records = list(records)
         self.decoder = decoder
+        self.sampling = sampling
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
         self.image_size = image_size
@@ -350,7 +366,7 @@ class MultiViewDataset(Dataset):
         self.num_crops = num_crops
         self.short_side = short_side or image_size
         self.frame_stride = frame_stride
-        self.stored_rate = stored_sampling_rate(sampling_rate, frame_stride)
+        self.stored_rate = _stored_rate(sampling, sampling_rate, frame_stride)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -364,7 +380,7 @@ class MultiViewDataset(Dataset):
         record = self.records[index]
 
         def pick(num: int) -> np.ndarray:
-            return multi_clip_indices(self.num_frames, self.stored_rate, num, self.num_clips).reshape(-1)
+            return evaluation_indices(self.sampling, self.num_frames, self.stored_rate, num, self.num_clips).reshape(-1)
 
         frames = _decode(record.path, pick, self.short_side, self.decoder)
         if isinstance(frames, DecodeFailure):

@@ -155,14 +155,15 @@ def _decoder(options: Any, device: torch.device) -> Decoder | None:
 
 def _train_dataset(records: list[VideoRecord], config: VideoMAEConfig, options: TrainOptions,
                    device: torch.device, rand_augment: str | None = None,
-                   random_erasing: float = 0.0) -> VideoClipDataset:
-    """Training clips; fine-tuning adds RandAugment and random erasing (pretraining uses neither)."""
+                   random_erasing: float = 0.0, sampling: str = "dense") -> VideoClipDataset:
+    """Training clips; fine-tuning adds RandAugment and random erasing (pretraining uses neither)
+    and may sample segments (its protocol); pretraining always takes dense clips."""
     size = _square_size(config)
     short_side = options.short_side or max(size, round(size * 320 / 224))
     return VideoClipDataset(records, config.num_frames, options.sampling_rate, size, short_side,
                             options.train_crop, options.flip, options.num_sample, options.seed,
                             frame_stride=_frame_stride(options), decoder=_decoder(options, device),
-                            rand_augment=rand_augment or None, random_erasing=random_erasing)
+                            rand_augment=rand_augment or None, random_erasing=random_erasing, sampling=sampling)
 
 
 def _finish(ctx: RunContext, model: nn.Module, options: BaseOptions, extra: dict[str, str]) -> str:
@@ -264,7 +265,7 @@ def finetune(options: FinetuneOptions | dict | str | None = None, /, *, config_f
         config = model.config
         config.extra[SAMPLING_RATE_KEY] = options.sampling_rate  # saved with the model, for classify / embed
         dataset = _train_dataset(records, config, options, ctx.dist.device, options.rand_augment,
-                                 options.random_erasing)
+                                 options.random_erasing, options.sampling)
         size = _square_size(config)
         collate = TrainCollate((config.num_frames, config.num_channels, size, size), None, options.seed)
         _write_run_files(ctx, options, config)
@@ -323,7 +324,7 @@ def run_evaluation(ctx: RunContext, model: nn.Module, records: list[VideoRecord]
     dataset = MultiViewDataset(records, config.num_frames, options.sampling_rate, size, options.eval_num_clips,
                                options.eval_num_crops, getattr(options, "short_side", None) if
                                isinstance(options, EvalOptions) else None, frame_stride=_frame_stride(options),
-                               decoder=_decoder(options, ctx.dist.device))
+                               decoder=_decoder(options, ctx.dist.device), sampling=options.sampling)
     sampler = ResumableSampler(len(dataset), ctx.dist.world_size, ctx.dist.rank, shuffle=False, drop_last=False)
     if dataset.decoder is not None:  # GPU decoding: threads of this process
         loader = ThreadedChunks(dataset, sampler, options.eval_batch_size, eval_collate,

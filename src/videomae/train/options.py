@@ -52,7 +52,9 @@ class BaseOptions:
 
     @classmethod
     def from_dict(cls: type[OptionsT], data: dict[str, Any]) -> OptionsT:
-        """Build from plain values (JSON), checking names and types."""
+        """Build from plain values (JSON), checking names and types; a `protocol` among them
+        lays its preset beneath them (`with_protocol`)."""
+        data = with_protocol(cls, data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = [k for k in data if k not in names]
         if unknown:
@@ -69,7 +71,8 @@ class BaseOptions:
 
     @classmethod
     def load(cls: type[OptionsT], config_file: str | os.PathLike | None = None, **overrides: Any) -> OptionsT:
-        """Defaults < the JSON file `config_file` < keyword overrides."""
+        """Defaults < the JSON file `config_file` < keyword overrides. A `protocol` given at one
+        level sets its preset at that level: the options beside it, and the level above, win."""
         data: dict[str, Any] = {}
         if config_file is not None:
             path = Path(config_file)
@@ -81,11 +84,13 @@ class BaseOptions:
                 raise ValueError(f"{path}: not valid JSON ({err})") from None
             if not isinstance(data, dict):
                 raise ValueError(f"{path}: expected a JSON object of options, got {type(data).__name__}")
-        data.update(overrides)
+        data = with_protocol(cls, data)
+        data.update(with_protocol(cls, overrides))
         return cls.from_dict(data)
 
     def replace(self: OptionsT, **changes: Any) -> OptionsT:
-        return type(self).from_dict({**self.to_dict(), **changes})
+        """A copy with `changes`; a new `protocol` among them brings its preset, below the other changes."""
+        return type(self).from_dict({**self.to_dict(), **with_protocol(type(self), changes)})
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -117,7 +122,8 @@ class ClipOptions(BaseOptions):
     data_root: str | None = _opt(None, "folder that relative paths in the list file are relative to "
                                        "(default: the list file's folder)")
     num_frames: int | None = _opt(None, "frames per clip (default: the model config's num_frames)")
-    sampling_rate: int = _opt(4, "take every N-th frame of the video (4 on Kinetics, 2 on Something-Something)")
+    sampling_rate: int = _opt(4, "take every N-th frame of the video (4 on Kinetics, 2 on Something-Something); "
+                                 "unused by segment sampling")
     image_size: int | None = _opt(None, "side of the square crops fed to the model (default: the model config's)")
     mean: tuple[float, float, float] = _opt(IMAGENET_DEFAULT_MEAN, "per-channel normalisation mean (ImageNet)")
     std: tuple[float, float, float] = _opt(IMAGENET_DEFAULT_STD, "per-channel normalisation std (ImageNet)")
@@ -228,17 +234,73 @@ class PretrainOptions(TrainOptions):
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
 
 
+# ------------------------------------------------------------------------------ protocols
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    # The original Kinetics-400 scripts: 16 frames 4 apart, random flip, 5 clips x 3 crops at test.
+    "kinetics": {"sampling": "dense", "sampling_rate": 4, "flip": True, "eval_num_clips": 5, "eval_num_crops": 3},
+    # The original SSv2 scripts and loader: one frame from each of 16 segments, no flip (labels such
+    # as "left to right" depend on it), 2 temporal views (segment starts, midpoints) x 3 crops at
+    # test. sampling_rate 2 is SSv2's dense rate (its pretraining, and classify / embed of the model).
+    "ssv2": {"sampling": "segments", "sampling_rate": 2, "flip": False, "eval_num_clips": 2, "eval_num_crops": 3},
+}
+"""Data protocols of `finetune` and `evaluate`: the options each one sets (those a class has)."""
+
+
+def with_protocol(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the preset of its `protocol` laid beneath it: the options given in `data`
+    win over the preset. Data without a protocol comes back as it is."""
+    if "protocol" not in data or "protocol" not in {f.name for f in dataclasses.fields(cls)}:
+        return dict(data)
+    name = data["protocol"]
+    if name not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {tuple(PROTOCOLS)}, got {name!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {**{k: v for k, v in PROTOCOLS[name].items() if k in names}, **data}
+
+
 @dataclass
 class EvalViewOptions:
     """Multi-view evaluation: clips along time x crops across the frame."""
 
-    eval_num_clips: int = _opt(5, "clips per video at evaluation, evenly spaced in time")
+    eval_num_clips: int = _opt(5, "clips per video at evaluation, evenly spaced in time (segment sampling: "
+                                  "offsets into the segments)")
     eval_num_crops: int = _opt(3, "crops per clip at evaluation, along the long side (1: centre)")
     eval_batch_size: int = _opt(4, "videos per device per evaluation batch (each with clips x crops views)")
 
 
 @dataclass
-class FinetuneOptions(TrainOptions, EvalViewOptions):
+class ProtocolOptions(EvalViewOptions):
+    """The data protocol: how clips are cut in training and evaluation, from a named preset."""
+
+    protocol: str = _opt("kinetics", "preset of sampling, sampling_rate, flip (fine-tuning), eval_num_clips and "
+                                     "eval_num_crops: 'kinetics' (dense 16x4, flip, 5x3 views) or 'ssv2' "
+                                     "(16 segments, no flip, 2x3 views); options given explicitly win")
+    sampling: str = _opt("dense", "'dense' (num_frames frames sampling_rate apart, Kinetics) or 'segments' (one "
+                                  "frame from each of num_frames equal segments, Something-Something)")
+
+    def __post_init__(self) -> None:
+        # The constructor cannot tell a default from a value given, so it cannot apply a preset;
+        # a protocol whose settings are all still the defaults was never applied: say so.
+        if self.protocol not in PROTOCOLS or self.protocol == "kinetics":
+            return
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        changed = sorted(k for k, v in PROTOCOLS[self.protocol].items() if k in defaults and v != defaults[k])
+        if changed and all(getattr(self, k) == defaults[k] for k in changed):
+            name = type(self).__name__
+            raise ValueError(f"{name}(protocol={self.protocol!r}) leaves {changed} at their defaults: the "
+                             f"constructor does not apply a protocol's preset; build the options with "
+                             f"{name}.load(protocol={self.protocol!r}, ...) or {name}().replace(protocol=...)")
+
+    def validate_protocol(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {tuple(PROTOCOLS)}, got {self.protocol!r}")
+        from ..sampling import check_sampling
+
+        check_sampling(self.sampling)
+
+
+@dataclass
+class FinetuneOptions(TrainOptions, ProtocolOptions):
     """Supervised fine-tuning for video classification, the paper's recipe."""
 
     output_dir: str = _opt("runs/finetune", "folder for checkpoints, metrics.jsonl, options.json and plots")
@@ -271,6 +333,7 @@ class FinetuneOptions(TrainOptions, EvalViewOptions):
 
     def validate(self) -> None:
         super().validate()
+        self.validate_protocol()
         if self.rand_augment:
             from ..data.augment import parse_rand_augment
 
@@ -290,7 +353,7 @@ class FinetuneOptions(TrainOptions, EvalViewOptions):
 
 
 @dataclass
-class EvalOptions(ClipOptions, EvalViewOptions):
+class EvalOptions(ClipOptions, ProtocolOptions):
     """Multi-view evaluation of a fine-tuned classifier: top-1 / top-5 and a per-class report."""
 
     model: str = _opt("", "the fine-tuned model: a folder, a hub id or an original .pth checkpoint")
@@ -302,6 +365,7 @@ class EvalOptions(ClipOptions, EvalViewOptions):
         super().validate()
         if not self.model:
             raise ValueError("EvalOptions.model is required: the folder or checkpoint to evaluate")
+        self.validate_protocol()
         if self.eval_num_clips < 1 or self.eval_num_crops < 1 or self.eval_batch_size < 1:
             raise ValueError("eval_num_clips, eval_num_crops and eval_batch_size must be >= 1")
 
@@ -355,4 +419,5 @@ def _describe(kind: Any) -> str:
     return " or ".join("None" if a is type(None) else getattr(a, "__name__", str(a)) for a in typing.get_args(kind))
 
 
-__all__ = ["BaseOptions", "ClipOptions", "TrainOptions", "PretrainOptions", "FinetuneOptions", "EvalOptions"]
+__all__ = ["BaseOptions", "ClipOptions", "TrainOptions", "PretrainOptions", "FinetuneOptions", "EvalOptions",
+           "PROTOCOLS", "with_protocol"]
