@@ -240,7 +240,7 @@ def test_classify_takes_the_sampling_rate_from_the_checkpoint(assets: dict[str, 
 def test_embed_npy_and_npz(assets: dict[str, Path]) -> None:
     out = assets["root"] / "features.npy"
     result = videomae("embed", str(assets["videos"]), "--model", str(assets["pretraining"]), "--out", str(out),
-                      "--num-clips", "1")
+                      "--num-clips", "1", "--exact-resize")
     assert result.returncode == 0, result.stderr
     features = np.load(out)
     names = out.with_suffix(".txt").read_text().splitlines()
@@ -252,6 +252,14 @@ def test_embed_npy_and_npz(assets: dict[str, Path]) -> None:
     with torch.no_grad():
         expected = encoder(pixels).last_hidden_state.mean(1)[0].numpy()
     np.testing.assert_allclose(features[0], expected, rtol=1e-4, atol=1e-5)
+    # the default resizes in the decoder (FFmpeg's bilinear): close to, not equal to, the processor's
+    fast = assets["root"] / "features-fast.npy"
+    result = videomae("embed", str(assets["videos"]), "--model", str(assets["pretraining"]), "--out", str(fast),
+                      "--num-clips", "1")
+    assert result.returncode == 0, result.stderr
+    fast_features = np.load(fast)
+    assert np.linalg.norm(fast_features - features) / np.linalg.norm(features) < 0.05
+    assert not np.allclose(fast_features, features, rtol=1e-4, atol=1e-5)
 
     npz = assets["root"] / "features.npz"
     result = videomae_here("embed", str(assets["videos"] / "clip2.mp4"), "--model", str(assets["classifier"]),

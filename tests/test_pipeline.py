@@ -161,3 +161,21 @@ def test_progress_bar_counts_videos_per_second(videos, classifier, processor, ca
     list(classify_videos(videos[:2], classifier, processor, num_clips=1, num_workers=0, progress=True))
     err = capsys.readouterr().err
     assert "2/2" in err and "video/s" in err
+
+
+def test_decoder_resize_gives_the_same_clips_within_a_few_levels(videos, processor) -> None:  # noqa: ANN001
+    """The fast path (the decoder scales while converting to RGB) cuts the same clips as the
+    processor's resize, to within FFmpeg's and PIL's bilinear filters' difference."""
+    exact = VideoClips(videos, processor, clip_len=4, sampling_rate=2, num_clips=2)
+    fast = VideoClips(videos, processor, clip_len=4, sampling_rate=2, num_clips=2, decoder_resize=True)
+    assert fast.short_side == 32 and exact.short_side is None
+    for index in (0, 1, 3):  # 32, 48 (downscaled) and 40 px videos
+        a, b = exact[index].clips, fast[index].clips
+        assert a.shape == b.shape and b.dtype == torch.uint8
+        diff = (a.int() - b.int()).abs().float()
+        assert diff.mean() < 3 and diff.quantile(0.99) <= 16, (index, diff.mean(), diff.max())
+    assert fast[2].clips is None and fast[2].error.startswith(str(videos[2]))
+    # a decoder of one's own, or a resize the decoder cannot do, keeps the processor's resize
+    assert VideoClips(videos, processor, 4, 2, 1, decoder=lambda p, i: read_video(p, i), decoder_resize=True).short_side is None
+    square = VideoMAEImageProcessor(size={"height": 32, "width": 32}, crop_size=32)
+    assert VideoClips(videos, square, 4, 2, 1, decoder_resize=True).short_side is None

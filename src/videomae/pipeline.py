@@ -198,10 +198,19 @@ class FrameDecoder(Protocol):
     def __call__(self, path: Path, indices: Callable[[int], np.ndarray]) -> torch.Tensor: ...
 
 
-def _read_video(path: Path, indices: Callable[[int], np.ndarray]) -> torch.Tensor:
+def _read_video(path: Path, indices: Callable[[int], np.ndarray], resize: int | None = None) -> torch.Tensor:
     from .video import read_video
 
-    return read_video(path, indices)
+    return read_video(path, indices, resize=resize)
+
+
+def decoder_short_side(processor: VideoMAEImageProcessor) -> int | None:
+    """The shorter side the processor resizes to, when its resize is one the decoder can do
+    instead (a `shortest_edge` resize); None otherwise."""
+    size = processor.size or {}
+    if processor.do_resize and set(size) == {"shortest_edge"}:
+        return int(size["shortest_edge"])
+    return None
 
 
 @dataclass
@@ -222,7 +231,7 @@ class VideoClips(Dataset):
     uint8), or the reason it cannot be read. Never raises for a bad file."""
 
     def __init__(self, paths: Sequence[Path], processor: VideoMAEImageProcessor, clip_len: int, sampling_rate: int,
-                 num_clips: int, decoder: FrameDecoder | None = None) -> None:
+                 num_clips: int, decoder: FrameDecoder | None = None, decoder_resize: bool = False) -> None:
         if clip_len < 1 or sampling_rate < 1 or num_clips < 1:
             raise ValueError(f"clip_len, sampling_rate and num_clips must be >= 1, got {clip_len}, {sampling_rate}, "
                              f"{num_clips}")
@@ -232,6 +241,10 @@ class VideoClips(Dataset):
         self.sampling_rate = sampling_rate
         self.num_clips = num_clips
         self.decoder = decoder or _read_video
+        # The decoder's converter scales while it converts to RGB (one pass, FFmpeg's bilinear)
+        # instead of a full-size RGB frame resized by the processor (PIL's filter, transformers'
+        # numbers): about 1.8x less work per clip, pixels within a few levels.
+        self.short_side = decoder_short_side(processor) if decoder_resize and decoder is None else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -247,11 +260,16 @@ class VideoClips(Dataset):
     def clips(self, path: Path) -> torch.Tensor:
         """(num_clips, T, C, H, W) uint8: the processor's resize and crop, without its rescale and
         normalisation (those run on the model's device, see `normalize`)."""
-        frames = self.decoder(path, lambda total: clip_indices(total, self.clip_len, self.sampling_rate,
-                                                               self.num_clips).reshape(-1))
+        def pick(total: int) -> np.ndarray:
+            return clip_indices(total, self.clip_len, self.sampling_rate, self.num_clips).reshape(-1)
+
+        if self.short_side is not None:
+            frames = _read_video(path, pick, self.short_side)
+        else:
+            frames = self.decoder(path, pick)
         clips = list(frames.reshape(self.num_clips, self.clip_len, *frames.shape[1:]))  # (T, H, W, 3) each
-        return self.processor(clips, do_rescale=False, do_normalize=False, input_data_format="channels_last",
-                              return_tensors="pt")["pixel_values"]
+        return self.processor(clips, do_resize=self.short_side is None, do_rescale=False, do_normalize=False,
+                              input_data_format="channels_last", return_tensors="pt")["pixel_values"]
 
 
 def normalize(clips: torch.Tensor, processor: VideoMAEImageProcessor) -> torch.Tensor:
@@ -348,10 +366,15 @@ def run_videos(
     progress: bool | None = False,
     decoder: FrameDecoder | None = None,
     id2label: dict[int, str] | None = None,
+    decoder_resize: bool = False,
 ) -> Iterator[VideoResult]:
     """`forward` ((B, T, C, H, W) float32 on `device` -> (B, D)) applied to `num_clips` clips of
     every video, in batches of `batch_size` clips that may mix videos. Yields one result per
     path, in order; a video that cannot be read is a result with `error`.
+
+    decoder_resize: the PyAV decoder scales frames to the processor's shorter side as it converts
+    them (about 1.8x faster decoding; FFmpeg's bilinear filter, so pixels differ from the
+    processor's PIL-equal resize by a few levels). False keeps transformers' numbers.
 
     progress: a bar with videos/s on stderr; None shows it when stderr is a terminal.
     """
@@ -361,7 +384,8 @@ def run_videos(
 
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
-    dataset = VideoClips([Path(p) for p in paths], processor, clip_len, sampling_rate, num_clips, decoder)
+    dataset = VideoClips([Path(p) for p in paths], processor, clip_len, sampling_rate, num_clips, decoder,
+                         decoder_resize)
     workers = default_num_workers() if num_workers is None else num_workers
     videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda")
     labels = dict(id2label or {})
@@ -423,6 +447,7 @@ def classify_videos(
     progress: bool | None = False,
     decoder: FrameDecoder | None = None,
     id2label: dict[int, str] | None = None,
+    decoder_resize: bool = False,
 ) -> Iterator[VideoResult]:
     """Class scores of every video: the softmax (sigmoid for multi-label models) of each clip,
     averaged. Runs where the model is; `sampling_rate` None: the one the checkpoint records,
@@ -438,7 +463,8 @@ def classify_videos(
                       sampling_rate=sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE,
                       num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
                       device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder,
-                      id2label=id2label or {int(k): v for k, v in config.id2label.items()})
+                      id2label=id2label or {int(k): v for k, v in config.id2label.items()},
+                      decoder_resize=decoder_resize)
 
 
 def video_features(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
@@ -463,6 +489,7 @@ def embed_videos(
     progress: bool | None = False,
     decoder: FrameDecoder | None = None,
     features: str = "auto",
+    decoder_resize: bool = False,
 ) -> Iterator[VideoResult]:
     """One feature per video, the mean over its clips; `features`: a kind of
     `videomae.features` (auto: `video_features`). Runs where the model is; `sampling_rate`
@@ -473,7 +500,8 @@ def embed_videos(
     return run_videos(paths, feature_function(model, features), processor, clip_len=config.num_frames,
                       sampling_rate=sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE,
                       num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
-                      device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder)
+                      device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder,
+                      decoder_resize=decoder_resize)
 
 
 def _model_device(model: nn.Module) -> torch.device:
