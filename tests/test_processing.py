@@ -238,7 +238,7 @@ def test_batch_of_different_sizes_matches_one_by_one():
         processor([a, b], return_tensors="pt")
 
 
-def test_gray_and_alpha_frames_become_rgb(Reference):
+def test_gray_frames_and_alpha_with_do_convert_rgb_become_rgb(Reference):
     processor = VideoMAEImageProcessor()
     gray = _video(2, 80, 100)[..., 0]
     out = processor(list(gray), return_tensors="np").pixel_values
@@ -247,10 +247,114 @@ def test_gray_and_alpha_frames_become_rgb(Reference):
     assert _levels(out, reference.pixel_values, [0.5] * 3) <= 1.001
     rgba = np.concatenate([_video(2, 80, 100), np.full((2, 80, 100, 1), 100, np.uint8)], axis=-1)
     theirs = Reference()([Image.fromarray(f) for f in rgba], return_tensors="np", do_convert_rgb=True)
-    ours_pil = processor([Image.fromarray(f) for f in rgba], return_tensors="np").pixel_values
-    ours_array = processor(list(rgba), return_tensors="np").pixel_values
+    ours_pil = processor([Image.fromarray(f) for f in rgba], return_tensors="np", do_convert_rgb=True).pixel_values
+    ours_array = processor(list(rgba), return_tensors="np", do_convert_rgb=True).pixel_values
+    ours_config = VideoMAEImageProcessor(do_convert_rgb=True)(list(rgba), return_tensors="np").pixel_values
     assert _levels(ours_pil, theirs.pixel_values, [0.5] * 3) <= 1.001
     assert _levels(ours_array, theirs.pixel_values, [0.5] * 3) <= 1.001
+    np.testing.assert_array_equal(ours_config, ours_array)
+
+
+# Four-channel frames: transformers 5.24 keeps the four channels (without do_convert_rgb). Its two
+# backends disagree on how they resize them: the default (torchvision) one resizes every channel
+# on its own, the PIL one (the reference here; no torchvision needed) resizes uint8 frames as PIL
+# RGBA images, which premultiplies RGB by the fourth channel. Ours resizes every channel on its
+# own, so it is compared with transformers' PIL backend run on the RGB channels and on the fourth
+# channel separately (no premultiplying), with the whole four-channel output where nothing is
+# resized (the rest is per-channel arithmetic), and on the fourth channel, which PIL leaves alone.
+MEAN4, STD4 = [0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]
+FOUR_CHANNEL_INPUTS = {
+    "numpy channels first": lambda v: list(np.ascontiguousarray(v.transpose(0, 3, 1, 2))),
+    "numpy channels last": lambda v: list(v),
+    "numpy video channels first": lambda v: np.ascontiguousarray(v.transpose(0, 3, 1, 2)),
+    "torch channels first": lambda v: list(torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2)))),
+    "torch channels last": lambda v: list(torch.from_numpy(v)),
+    "torch video channels last": lambda v: torch.from_numpy(v),
+    "pil rgba": lambda v: [Image.fromarray(f, "RGBA") for f in v],
+}
+
+
+def _rgba_video(frames, height, width, seed=0):
+    rng = np.random.default_rng(seed + 1)
+    return np.concatenate([_video(frames, height, width, seed), rng.integers(0, 256, (frames, height, width, 1),
+                                                                             dtype=np.uint8)], axis=-1)
+
+
+def _per_channel_reference(Reference, video, image_mean=MEAN4, image_std=STD4, **kwargs):  # noqa: N803 - a class
+    """transformers' PIL backend on the RGB channels and on the fourth channel, each resized on its own."""
+
+    def stats(channels: slice) -> dict:
+        if not isinstance(image_mean, list):
+            return {"image_mean": image_mean, "image_std": image_std}
+        return {"image_mean": image_mean[channels], "image_std": image_std[channels]}
+
+    rgb = Reference(**kwargs)(list(video[..., :3]), return_tensors="np", **stats(slice(0, 3))).pixel_values
+    fourth = Reference(**kwargs)(list(video[..., 3:]), return_tensors="np", **stats(slice(3, 4))).pixel_values
+    return np.concatenate([rgb, fourth], axis=2)
+
+
+@pytest.mark.parametrize("kind", FOUR_CHANNEL_INPUTS)
+@pytest.mark.parametrize("shape, params", [((80, 100), {}), ((97, 131), {"size": 40, "crop_size": 32}),
+                                            ((30, 40), {"size": 18, "crop_size": 18})])
+def test_four_channel_frames_with_four_value_statistics_are_kept_like_transformers(kind, shape, params, Reference):
+    video = _rgba_video(2, *shape)
+    frames = FOUR_CHANNEL_INPUTS[kind](video)
+    ours = VideoMAEImageProcessor(**params)(frames, image_mean=MEAN4, image_std=STD4, return_tensors="np")
+    theirs = Reference(**params)(frames, image_mean=MEAN4, image_std=STD4, return_tensors="np").pixel_values
+    assert ours.pixel_values.shape == theirs.shape == (1, 2, 4, params.get("crop_size", 224),
+                                                       params.get("crop_size", 224))
+    assert _levels(ours.pixel_values, _per_channel_reference(Reference, video, **params), STD4) <= 1.001
+    assert _levels(ours.pixel_values[:, :, 3:], theirs[:, :, 3:], STD4[3:]) <= 1.001
+    # Nothing resized: the same numbers as transformers' whole four-channel output.
+    unresized = {**params, "do_resize": False}
+    np.testing.assert_allclose(
+        VideoMAEImageProcessor(**unresized)(frames, image_mean=MEAN4, image_std=STD4, return_tensors="np").pixel_values,
+        Reference(**unresized)(frames, image_mean=MEAN4, image_std=STD4, return_tensors="np").pixel_values,
+        rtol=0, atol=1e-5)
+
+
+def test_four_channel_frames_match_transformers_torchvision_backend(transformers):
+    if "Pil" in transformers.VideoMAEImageProcessor.__name__:
+        pytest.skip("transformers' torchvision backend needs torchvision")
+    video = _rgba_video(2, 97, 131)
+    for kind, make in FOUR_CHANNEL_INPUTS.items():
+        frames = make(video)
+        theirs = transformers.VideoMAEImageProcessor()(frames, image_mean=MEAN4, image_std=STD4, return_tensors="np")
+        ours = VideoMAEImageProcessor()(frames, image_mean=MEAN4, image_std=STD4, return_tensors="np")
+        assert _levels(ours.pixel_values, theirs.pixel_values, STD4) <= 1.001, kind
+
+
+def test_four_channel_frames_with_one_float_statistic_or_unnormalised_are_kept(Reference):
+    video = _rgba_video(2, 60, 90)
+    params = {"size": 32, "crop_size": 28}
+    ours = VideoMAEImageProcessor(**params)(list(video), image_mean=0.3, image_std=0.6, return_tensors="pt")
+    expected = _per_channel_reference(Reference, video, image_mean=0.3, image_std=0.6, **params)
+    assert ours.pixel_values.shape == (1, 2, 4, 28, 28)
+    assert _levels(ours.pixel_values, expected, [0.6] * 4) <= 1.001
+    raw = {"do_rescale": False, "do_normalize": False}
+    ours = VideoMAEImageProcessor(**params)(list(video), return_tensors="np", data_format="channels_last", **raw)
+    expected = _per_channel_reference(Reference, video, **params, **raw)
+    assert ours.pixel_values.dtype == np.uint8 and ours.pixel_values.shape == (1, 2, 28, 28, 4)
+    assert np.abs(ours.pixel_values.transpose(0, 1, 4, 2, 3).astype(int) - expected.astype(int)).max() <= 1
+    frames = VideoMAEImageProcessor(**params)(list(video), image_mean=MEAN4, image_std=STD4).pixel_values
+    assert len(frames) == 1 and [f.shape for f in frames[0]] == [(4, 28, 28)] * 2
+
+
+@pytest.mark.parametrize("kind", ["numpy channels first", "torch channels last", "pil rgba"])
+@pytest.mark.parametrize("call", [
+    {},  # the default statistics: three values
+    {"image_mean": [0.5] * 3, "image_std": [0.5] * 3},
+    {"image_mean": MEAN4, "image_std": [0.5] * 3},
+    {"image_mean": MEAN4, "image_std": STD4, "do_convert_rgb": True},  # made RGB: four values are one too many
+])
+def test_statistics_without_one_value_per_channel_are_refused_like_transformers(kind, call, Reference):
+    frames = FOUR_CHANNEL_INPUTS[kind](_rgba_video(2, 40, 50))
+    with pytest.raises(ValueError, match="must have"):
+        Reference()(frames, return_tensors="pt", **call)
+    with pytest.raises(ValueError, match="values") as raised:
+        VideoMAEImageProcessor()(frames, return_tensors="pt", **call)
+    if not call.get("do_convert_rgb"):
+        assert "4-channel" in str(raised.value) and "do_convert_rgb=True" in str(raised.value)
 
 
 def test_uint8_output_without_rescale_and_normalize_like_transformers(Reference):

@@ -1,7 +1,8 @@
 """Properties that must hold for any valid input, checked on inputs hypothesis draws.
 
 - The processor: any size, dtype, channel count and layout of video gives `pixel_values` of the
-  promised shape, float32, finite, inside the range that rescaling and mean / std allow.
+  promised shape (four channels kept unless `do_convert_rgb`), float32, finite, inside the range
+  that rescaling and mean / std allow.
 - Masks: exact counts for any grid and ratio; tube masks equal at every time step; patchify
   then unpatchify is the identity; `split_indices` splits every token once, both parts ascending.
 - Frame sampling: indices in range, in order, as many as asked, for any clip length, rate and
@@ -72,17 +73,24 @@ def videos(draw):
     video=videos(),
     shortest=st.integers(4, 48),
     crop=st.tuples(st.integers(4, 48), st.integers(4, 48)),
-    mean=st.lists(st.floats(-1, 1), min_size=3, max_size=3),
-    std=st.lists(st.floats(0.1, 2), min_size=3, max_size=3),
+    mean=st.lists(st.floats(-1, 1), min_size=4, max_size=4),
+    std=st.lists(st.floats(0.1, 2), min_size=4, max_size=4),
     rescale=st.booleans(),
+    convert=st.booleans(),
     channels_last_out=st.booleans(),
     return_tensors=st.sampled_from(["pt", "np"]),
 )
 def test_processor_output_shape_dtype_and_range_for_any_valid_input(video, shortest, crop, mean, std, rescale,
-                                                                    channels_last_out, return_tensors):
+                                                                    convert, channels_last_out, return_tensors):
     num_frames, low, high = video["frames"], video["low"], video["high"]
+    if video["alpha"] is not None and not convert:  # four channels kept: a mean and std for each
+        channels = 4
+        video["alpha"] = None
+    else:
+        channels, mean, std = 3, mean[:3], std[:3]
     processor = VideoMAEImageProcessor(size={"shortest_edge": shortest}, image_mean=mean, image_std=std,
-                                       crop_size={"height": crop[0], "width": crop[1]}, do_rescale=rescale)
+                                       crop_size={"height": crop[0], "width": crop[1]}, do_rescale=rescale,
+                                       do_convert_rgb=convert)
 
     def run():
         return processor(video["video"], input_data_format=video["fmt"], return_tensors=return_tensors,
@@ -99,14 +107,14 @@ def test_processor_output_shape_dtype_and_range_for_any_valid_input(video, short
     out = run()
     pixels = torch.as_tensor(out)
     if channels_last_out:
-        assert pixels.shape == (1, num_frames, crop[0], crop[1], 3)
+        assert pixels.shape == (1, num_frames, crop[0], crop[1], channels)
         pixels = pixels.permute(0, 1, 4, 2, 3)
-    assert pixels.shape == (1, num_frames, 3, crop[0], crop[1])
+    assert pixels.shape == (1, num_frames, channels, crop[0], crop[1])
     assert pixels.dtype == torch.float32 and isinstance(out, torch.Tensor if return_tensors == "pt" else np.ndarray)
     assert bool(torch.isfinite(pixels).all())
     factor = 1 / 255 if rescale else 1.0
     low, high = min(low, 0.0), high  # a crop larger than the frame is padded with zeros
-    for c in range(3):
+    for c in range(channels):
         level = factor / std[c] + 1e-5  # one 8-bit level: the uint8 resize rounds
         lowest, highest = (low * factor - mean[c]) / std[c], (high * factor - mean[c]) / std[c]
         channel = pixels[:, :, c]

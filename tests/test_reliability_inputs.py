@@ -19,8 +19,9 @@ Decisions recorded by these tests:
   Loading models raises FileNotFoundError for a missing path.
 - A still image named .mp4 is a one-frame video: FFmpeg goes by content, not by the name, and the
   frame it gives is exactly the image.
-- Alpha in a video file is dropped (`read_video` documents it); alpha in arrays given to the
-  processor is composited onto white, as transformers does.
+- Alpha in a video file is dropped (`read_video` documents it). Four-channel frames given to the
+  processor are kept as four channels, as transformers keeps them (a three-value mean is then
+  refused); with `do_convert_rgb=True` the fourth is composited onto white as alpha.
 """
 
 from __future__ import annotations
@@ -395,8 +396,11 @@ PROCESSOR_ERRORS = [
     ("five-d frames", lambda: [np.zeros((1, 1, 8, 8, 3), np.uint8)], {}, ValueError, ["(H, W)", "(1, 1, 8, 8, 3)"]),
     ("None", lambda: None, {}, TypeError, ["NoneType"]),
     ("dict", lambda: {"pixel_values": 1}, {}, TypeError, ["dict"]),
-    ("float alpha beyond 0..1", lambda: _frames(2, 8, 8, 4, dtype=np.float32, fill=200.0), {"do_rescale": False},
-     ValueError, ["alpha channel of float frames must hold 0..1", "200"]),
+    ("float alpha beyond 0..1", lambda: _frames(2, 8, 8, 4, dtype=np.float32, fill=200.0),
+     {"do_rescale": False, "do_convert_rgb": True}, ValueError,
+     ["alpha channel of float frames must hold 0..1", "200"]),
+    ("RGBA, three-value mean", lambda: _frames(2, 8, 8, 4), {}, ValueError,
+     ["video 0 has 4-channel frames", "image_mean has 3 values", "do_convert_rgb=True"]),
     ("std zero", lambda: _frames(4, 8, 8, 3), {"image_std": 0.0}, ValueError, ["std", "non-zero"]),
     ("mean NaN", lambda: _frames(4, 8, 8, 3), {"image_mean": [0.5, float("nan"), 0.5]}, ValueError,
      ["mean must be finite"]),
@@ -428,17 +432,18 @@ def test_processor_refuses_bad_input_clearly(files, case, make, params, error, f
     np.ones((3, 5, 300, 3), np.bool_),  # bool, a 60:1 strip
     np.full((2, 3, 7, 9), 255, np.int64),  # channels first, int64 within 0..255
     [torch.full((9, 7), 0.5, dtype=torch.float16)] * 2,  # gray frames without a channel axis, float16
-    np.full((2, 6, 6, 4), 200, np.uint8),  # RGBA
+    np.full((2, 6, 6, 4), 200, np.uint8),  # RGBA, made RGB with do_convert_rgb
 ])
 def test_processor_odd_but_valid_input_gives_finite_pixels_of_the_promised_shape(frames):
-    out = VideoMAEImageProcessor(size={"shortest_edge": 16}, crop_size=16)(frames, return_tensors="pt").pixel_values
+    processor = VideoMAEImageProcessor(size={"shortest_edge": 16}, crop_size=16, do_convert_rgb=True)
+    out = processor(frames, return_tensors="pt").pixel_values
     assert out.shape == (1, len(frames), 3, 16, 16) and out.dtype == torch.float32
     assert bool(torch.isfinite(out).all()) and float(out.abs().max()) <= 1.0 + 1e-6  # mean = std = 0.5
 
 
 def test_float_rgba_on_the_0_255_scale_is_composited_like_uint8():
     rgba = _frames(2, 8, 8, 4)
-    processor = VideoMAEImageProcessor(size={"shortest_edge": 8}, crop_size=8)
+    processor = VideoMAEImageProcessor(size={"shortest_edge": 8}, crop_size=8, do_convert_rgb=True)
     as_uint8 = processor(rgba, return_tensors="pt").pixel_values
     as_float = processor(rgba.astype(np.float32), return_tensors="pt").pixel_values
     torch.testing.assert_close(as_float, as_uint8, atol=1 / 127.5 + 1e-6, rtol=0)  # within one 8-bit level

@@ -1,9 +1,11 @@
-"""What the processor accepts, turned into RGB clip tensors (t, 3, H, W) without needless copies.
+"""What the processor accepts, turned into clip tensors (t, C, H, W) without needless copies.
 
 A video is a list of frames (PIL images, numpy arrays or tensors; (H, W), (H, W, C) or
 (C, H, W)), a 4-d array / tensor, or a file path; a batch is a list of videos or a 5-d array.
 Channel position is inferred as transformers infers it. Frames stay uint8 (other integer types
-must hold 0..255; floats become float32); gray is repeated to RGB and alpha composited onto white.
+must hold 0..255; floats become float32). Gray is repeated to RGB. Four channels (RGBA PIL images
+included) are kept, as transformers keeps them, unless `convert_rgb` asks for the fourth to be
+composited onto white as alpha (transformers' `do_convert_rgb`).
 Float frames are on the scale the processor assumes: 0..255 when it rescales (as transformers
 assumes), 0..1 when it does not; their alpha is read on the same scale. NaN and infinite values
 are refused here, once per call, rather than in the model, where checking would cost a device
@@ -28,13 +30,14 @@ PathLike = str | os.PathLike
 
 def as_clips(
     videos: Any, input_data_format: str | None, read_file: Callable[[PathLike], torch.Tensor],
-    float_white: float = 1.0,
+    float_white: float = 1.0, convert_rgb: bool = True,
 ) -> list[tuple[int, torch.Tensor]]:
-    """The input as (video number, RGB clip (t, 3, H, W), uint8 or float32) pieces, in order.
+    """The input as (video number, clip (t, C, H, W), uint8 or float32) pieces, in order.
 
     A video is usually one piece; frames of different sizes within a video make several.
-    `read_file` turns a path into (frames, H, W, 3) uint8 frames. `float_white` is white (and
-    opaque alpha) in float frames: 255.0 or 1.0.
+    `read_file` turns a path into (frames, H, W, 3) uint8 frames. C is 3, or 4 for four-channel
+    frames when `convert_rgb` is False (with it, their alpha is composited onto white).
+    `float_white` is white (and opaque alpha) in float frames: 255.0 or 1.0.
     """
     batch = _split_batch(videos)
     pieces: list[tuple[int, torch.Tensor]] = []
@@ -48,7 +51,7 @@ def as_clips(
             if len(video) == 0:
                 raise ValueError(f"video {number} has no frames")
             pil = all(_is_pil(frame) for frame in video)
-            clips, fmt = _stack_frames(video), input_data_format
+            clips, fmt = _stack_frames(video, convert_rgb), input_data_format
         for clip in clips:
             if clip.dim() not in (3, 4):
                 raise ValueError(
@@ -65,7 +68,8 @@ def as_clips(
             if clip.is_floating_point() and not bool(torch.isfinite(clip).all()):
                 raise ValueError(f"video {number} has NaN or infinite pixel values (as float32): expected finite "
                                  "values, 0..255 or 0..1")
-            pieces.append((number, _as_rgb(clip, float_white)))
+            keep = clip.shape[1] == 4 and not convert_rgb
+            pieces.append((number, clip if keep else _as_rgb(clip, float_white)))
     return pieces
 
 
@@ -139,10 +143,15 @@ def _is_pil(x: Any) -> bool:
     return isinstance(x, Image.Image)
 
 
-def _pil_to_array(image: Any) -> np.ndarray:
-    """(H, W, 3) uint8; transparency composited onto white, as transformers' convert_to_rgb does."""
+def _pil_to_array(image: Any, convert_rgb: bool = True) -> np.ndarray:
+    """(H, W, 3) uint8; transparency composited onto white, as transformers' convert_to_rgb does.
+
+    Without `convert_rgb`, a four-band image (RGBA) is its (H, W, 4) bands, as transformers reads it.
+    """
     from PIL import Image
 
+    if not convert_rgb and len(image.getbands()) == 4:
+        return np.asarray(image)
     if "A" in image.getbands() or image.info.get("transparency") is not None:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -185,9 +194,9 @@ def _stack_arrays(frames: list[np.ndarray]) -> np.ndarray:
     return np.stack(frames)
 
 
-def _stack_frames(frames: Sequence[Any]) -> list[torch.Tensor]:
+def _stack_frames(frames: Sequence[Any], convert_rgb: bool = True) -> list[torch.Tensor]:
     """Frames of one video -> stacked tensors (t, ...), one per run of equally shaped frames."""
-    arrays = [_pil_to_array(f) if _is_pil(f) else f for f in frames]
+    arrays = [_pil_to_array(f, convert_rgb) if _is_pil(f) else f for f in frames]
     for frame in arrays:
         if not isinstance(frame, (np.ndarray, torch.Tensor)):
             raise TypeError(f"a frame must be a PIL image, numpy array or torch tensor, got {type(frame).__name__}")

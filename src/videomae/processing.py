@@ -10,6 +10,12 @@ tensor (a view when they already share memory), resized once with torch's antial
 kernel in the memory layout they come in, cropped as a view, and converted to float32, scaled and
 shifted in the output's final layout (see `videomae.transforms`). It runs on the CPU or, with
 `device=`, on a GPU. Given a file path it also decodes and samples the clip (see `videomae.video`).
+
+Channels follow transformers 5.x: four-channel frames (RGBA, or RGB plus depth, ...) are kept as
+four channels, each resized on its own as transformers' default (torchvision) backend does, and
+normalised with a four-value mean and std; a three-value mean is then refused, as transformers
+refuses it. `do_convert_rgb=True` composites the fourth channel onto white as alpha instead. Gray
+frames are always repeated to RGB (transformers keeps one channel unless `do_convert_rgb`).
 """
 
 from __future__ import annotations
@@ -161,9 +167,11 @@ class VideoMAEImageProcessor:
         do_center_crop: crop the centre `crop_size` ({"height": 224, "width": 224}; an int is a
             square); an image smaller than the crop is zero-padded, as transformers does.
         do_rescale, rescale_factor: multiply by 1/255.
-        do_normalize, image_mean, image_std: (x - mean) / std per channel, 0.5 by default.
-        do_convert_rgb: kept for config compatibility; frames are always made RGB (gray repeated,
-            alpha composited onto white) because the model expects three channels.
+        do_normalize, image_mean, image_std: (x - mean) / std per channel, 0.5 by default. A list
+            needs one value per channel: four for four-channel frames, unless `do_convert_rgb`.
+        do_convert_rgb: composite the fourth channel of four-channel frames onto white (as alpha),
+            giving RGB. None / False (transformers' default): four channels are kept. Gray frames
+            are repeated to RGB either way.
     """
 
     model_input_names = ["pixel_values"]
@@ -318,11 +326,11 @@ class VideoMAEImageProcessor:
                 arrays or tensors, channels first or last), a 4-d array / tensor (frames, H, W, C)
                 or (frames, C, H, W), or a path to a video file. A 5-d array / tensor is a batch.
             do_resize ... image_std: override the processor's parameters for this call.
-            do_convert_rgb: accepted for compatibility; frames are always made RGB.
+            do_convert_rgb: composite four-channel frames onto white (RGB); else they stay four.
             return_tensors: "pt" (a torch tensor), "np" (a numpy array), or None (a list of lists
                 of numpy arrays, one per frame, as transformers returns).
-            data_format: "channels_first" -> (batch, frames, 3, H, W); "channels_last" ->
-                (batch, frames, H, W, 3).
+            data_format: "channels_first" -> (batch, frames, C, H, W); "channels_last" ->
+                (batch, frames, H, W, C). C is 3, or 4 for four-channel frames kept as they are.
             input_data_format: channel position of array / tensor frames; inferred when None
                 (channels first if the first axis has 1, 3 or 4 entries, as transformers infers).
             device: preprocess there (e.g. "cuda"); "pt" results stay on it.
@@ -332,7 +340,7 @@ class VideoMAEImageProcessor:
         Returns:
             BatchFeature with "pixel_values".
         """
-        del do_convert_rgb  # frames are always converted; see the class docstring
+        do_convert_rgb = self.do_convert_rgb if do_convert_rgb is None else do_convert_rgb
         do_resize = self.do_resize if do_resize is None else do_resize
         size = self.size if size is None else _size_dict(size, False, "size")
         resample = self.resample if resample is None else _resample(resample)
@@ -353,7 +361,10 @@ class VideoMAEImageProcessor:
         def read_centred_clip(path: str | os.PathLike) -> torch.Tensor:
             return read_video(path, lambda total: multi_clip_indices(num_frames, frame_sample_rate, total, 1)[0])
 
-        pieces = as_clips(videos, in_format, read_centred_clip, float_white=255.0 if do_rescale else 1.0)
+        pieces = as_clips(videos, in_format, read_centred_clip, float_white=255.0 if do_rescale else 1.0,
+                          convert_rgb=bool(do_convert_rgb))
+        if do_normalize:
+            _check_channels(pieces, image_mean, image_std)
         if device is not None:
             pieces = [(video, clip.to(device)) for video, clip in pieces]
 
@@ -363,7 +374,7 @@ class VideoMAEImageProcessor:
             groups.setdefault((tuple(clip.shape[1:]), clip.dtype, clip.device), []).append(i)
         channels_last = out_format == "channels_last"
         for members in groups.values():
-            batch = concat_clips([pieces[i][1] for i in members])  # (sum of frames, 3, H, W)
+            batch = concat_clips([pieces[i][1] for i in members])  # (sum of frames, C, H, W)
             if do_resize:
                 batch = T.resize(batch, _resize_target(batch.shape[-2:], size), _RESAMPLE[resample])
             if do_center_crop:
@@ -401,6 +412,21 @@ VideoMAEFeatureExtractor = VideoMAEImageProcessor  # the transformers 4.x name
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _check_channels(pieces: list[tuple[int, torch.Tensor]], mean: float | list[float],
+                    std: float | list[float]) -> None:
+    """A list mean / std has one value per channel; refused otherwise, as transformers refuses it."""
+    for name, value in (("image_mean", mean), ("image_std", std)):
+        if not isinstance(value, list):
+            continue  # one float serves every channel
+        for video, clip in pieces:
+            channels = clip.shape[1]
+            if len(value) != channels:
+                hint = (": give four values to keep the fourth channel, or do_convert_rgb=True to composite "
+                        "it onto white as alpha (RGB)") if channels == 4 else ""
+                raise ValueError(f"video {video} has {channels}-channel frames, but {name} has {len(value)} "
+                                 f"values {value}{hint}")
 
 
 def _empty_frames(shape: Sequence[int], dtype: torch.dtype, device: torch.device, channels_last: bool) -> torch.Tensor:
