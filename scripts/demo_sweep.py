@@ -152,6 +152,10 @@ def _by_name(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
+def _seed(record: dict[str, Any]) -> int:
+    return record["seed"]
+
+
 def select(records: list[dict[str, Any]]) -> str:
     """The variant whose pretrained model has the highest mean validation accuracy (the first
     listed on a tie). Test accuracies are not read."""
@@ -172,9 +176,17 @@ def table(records: list[dict[str, Any]]) -> str:
     """The docs' tables: validation accuracy of every variant (what the choice reads), then the
     test runs of each seed, with mean and spread."""
     lines = ["Validation accuracy (what the recipe is chosen on), mean over seeds (sample sd; range):", "",
-             "| variant | seeds | pretrained, then fine-tuned | from scratch |", "| --- | --- | --- | --- |"]
-    for name, runs in _by_name(records).items():
-        lines.append(f"| {name} | {', '.join(str(r['seed']) for r in runs)} | "
+             "| variant | machine | seeds | pretrained, then fine-tuned | from scratch |",
+             "| --- | --- | --- | --- | --- |"]
+    seen: set[tuple[str, int, str]] = set()
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:  # a run repeated on the same machine (the test command re-runs a variant) counts once
+        key = (r["name"], r["seed"], r["machine"]["device"])
+        if key not in seen:
+            seen.add(key)
+            groups.setdefault((r["name"], r["machine"]["device"]), []).append(r)
+    for (name, machine), runs in groups.items():
+        lines.append(f"| {name} | {machine} | {', '.join(str(r['seed']) for r in sorted(runs, key=_seed))} | "
                      f"{_spread([r['validation']['pretrained'] for r in runs])} | "
                      f"{_spread([r['validation']['scratch'] for r in runs])} |")
     tested = [r for r in records if r.get("test")]
@@ -182,14 +194,17 @@ def table(records: list[dict[str, Any]]) -> str:
         lines += ["", "Test accuracy (200 clips, chance 0.25; each seed's run scored once):", "",
                   "| recipe | seed | pretrained, then fine-tuned | from scratch | time (data + pretraining + "
                   "2 fine-tunings) | machine |", "| --- | --- | --- | --- | --- | --- |"]
-        for r in tested:
+        for r in sorted(tested, key=lambda r: (r["name"], r["machine"]["device"], r["seed"])):
             s = r["seconds"]
             lines.append(f"| {r['name']} | {r['seed']} | {r['test']['pretrained']:.3f} | {r['test']['scratch']:.3f} | "
                          f"{s['total']:.0f} s ({s['data']:.0f} + {s['pretrain']:.0f} + {s['finetune_pretrained']:.0f}"
                          f" + {s['finetune_scratch']:.0f}) | {r['machine']['device']}, torch {r['machine']['torch']} |")
-        for name, runs in _by_name(tested).items():
+        by_machine: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in tested:
+            by_machine.setdefault((r["name"], r["machine"]["device"]), []).append(r)
+        for (name, machine), runs in by_machine.items():
             if len(runs) > 1:
-                lines.append(f"| {name} | mean of {len(runs)} | **{_spread([r['test']['pretrained'] for r in runs])}**"
+                lines.append(f"| {name} | mean of {len(runs)} ({machine}) | **{_spread([r['test']['pretrained'] for r in runs])}**"
                              f" | {_spread([r['test']['scratch'] for r in runs])} | "
                              f"{statistics.fmean(r['seconds']['total'] for r in runs):.0f} s | |")
     return "\n".join(lines)

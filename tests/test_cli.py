@@ -252,14 +252,14 @@ def test_embed_npy_and_npz(assets: dict[str, Path]) -> None:
     with torch.no_grad():
         expected = encoder(pixels).last_hidden_state.mean(1)[0].numpy()
     np.testing.assert_allclose(features[0], expected, rtol=1e-4, atol=1e-5)
-    # the default resizes in the decoder (FFmpeg's bilinear): close to, not equal to, the processor's
+    # the default resizes in the decoder (FFmpeg's bilinear): close to the processor's (equal here
+    # where the clips are already at the model's size; tests/test_pipeline.py checks resized ones)
     fast = assets["root"] / "features-fast.npy"
     result = videomae("embed", str(assets["videos"]), "--model", str(assets["pretraining"]), "--out", str(fast),
                       "--num-clips", "1")
     assert result.returncode == 0, result.stderr
     fast_features = np.load(fast)
     assert np.linalg.norm(fast_features - features) / np.linalg.norm(features) < 0.05
-    assert not np.allclose(fast_features, features, rtol=1e-4, atol=1e-5)
 
     npz = assets["root"] / "features.npz"
     result = videomae_here("embed", str(assets["videos"] / "clip2.mp4"), "--model", str(assets["classifier"]),
