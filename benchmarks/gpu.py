@@ -287,6 +287,19 @@ def run_inference(args, b: Bench, modes: list[str], peak: float, rows: list) -> 
             for who, model, hf in (("transformers", theirs, True), ("ours", ours, False)):
                 measure(f"inference b{batch} {who} compiled {mode}", partial(inference_case, model, n, hf, b, mode),
                         n, flops, peak, rows, b)
+    if args.fp8:  # FP8 linear layers (videomae.fp8), bf16 elsewhere; compared with transformers' best bf16
+        import copy
+
+        from videomae.fp8 import quantize_float8
+
+        fp8 = quantize_float8(copy.deepcopy(ours))
+        for mode in [None, *modes]:
+            suffix = f" compiled {mode}" if mode else ""
+            for batch in (16, 64):
+                n = b.batch(batch)
+                measure(f"inference b{batch} fp8 ours{suffix}", partial(inference_case, fp8, n, False, b, mode), n,
+                        flops, peak, rows, b)
+        del fp8
     return ["inference b16", "inference b64"]
 
 
@@ -304,6 +317,8 @@ def run_finetune(args, b: Bench, modes: list[str], peak: float, rows: list) -> l
         for who, model, hf in (("transformers", theirs, True), ("ours", ours, False)):
             measure(f"finetune b16 {who}{suffix}", partial(train_case, model, n, "finetune", hf, cfg, b, mode), n,
                     flops, peak, rows, b)
+    if args.fp8:
+        fp8_training(ours, 16, n, "finetune", cfg, b, modes, flops, peak, rows)
     return ["finetune b16"]
 
 
@@ -334,7 +349,31 @@ def run_pretrain(args, b: Bench, modes: list[str], peak: float, rows: list) -> l
                 iters=max(2, b.iters // 3))
     if "forward_indexed" in vars(ours):
         del ours.forward_indexed
+    if args.fp8:  # the bars: batch 32 (the table's) and 64, against ours compiled in bf16
+        m = b.batch(64)
+        measure("pretrain b64 ours compiled default", partial(train_case, ours, m, "pretrain", False, cfg, b,
+                                                              "default"), m, flops, peak, rows, b)
+        for batch in (32, 64):
+            fp8_training(ours, batch, b.batch(batch), "pretrain", cfg, b, modes, flops, peak, rows)
+        if "forward_indexed" in vars(ours):
+            del ours.forward_indexed
     return ["pretrain b32"]
+
+
+def fp8_training(model, label_batch: int, batch: int, kind: str, cfg, b: Bench, modes: list[str], flops: float,
+                 peak: float, rows: list) -> None:
+    """The training step with torchao's FP8 linear layers (row-wise scales), compiled as torchao
+    needs; a copy of `model`, so the bf16 rows are untouched."""
+    import copy
+
+    from videomae.fp8 import convert_for_training
+
+    fp8 = convert_for_training(copy.deepcopy(model))
+    for mode in modes[:2] or ["default"]:
+        measure(f"{kind} b{label_batch} fp8 ours compiled {mode}", partial(train_case, fp8, batch, kind, False, cfg, b,
+                                                                         mode),
+                batch, flops, peak, rows, b)
+    del fp8
 
 
 def best_of_each(rows: list[dict], workloads: list[str]) -> list[dict]:
@@ -355,6 +394,26 @@ def best_of_each(rows: list[dict], workloads: list[str]) -> list[dict]:
     return out
 
 
+def fp8_ratios(rows: list[dict]) -> list[dict]:
+    """Each FP8 row against the best bf16 row of ours and of transformers for its workload."""
+    out = []
+    for r in rows:
+        if " fp8 " not in r["case"]:
+            continue
+        workload = r["case"].split(" fp8 ")[0]
+        best = {}
+        for who in ("transformers", "ours"):
+            cases = [x for x in rows if x["case"].startswith(f"{workload} {who}")]
+            if cases:
+                best[who] = max(x["clips_per_s"] for x in cases)
+        entry = {"case": r["case"], "clips_per_s": r["clips_per_s"],
+                 "vs_ours_bf16_best": r["clips_per_s"] / best["ours"] if "ours" in best else float("nan")}
+        if "transformers" in best:
+            entry["vs_transformers_best"] = r["clips_per_s"] / best["transformers"]
+        out.append(entry)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -364,6 +423,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of each workload")
     parser.add_argument("--only", choices=WORKLOADS, action="append", help="run only these workloads (repeatable)")
     parser.add_argument("--autotune", action="store_true", help="also time torch.compile mode='max-autotune'")
+    parser.add_argument("--fp8", action="store_true", help="also time FP8 linear layers: inference (videomae.fp8) "
+                        "and training (torchao), against the bf16 rows")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (with --tiny: a smoke test)")
     parser.add_argument("--tiny", action="store_true", help="a tiny model and batches of at most 2: checks that "
                         "every case runs, in seconds; its numbers mean nothing")
@@ -397,6 +458,11 @@ def main(argv: list[str] | None = None) -> dict:
         if args.json:
             args.json.write_text(json.dumps(report, indent=2))
     report["best"] = best_of_each(rows, compared)
+    report["fp8"] = fp8_ratios(rows)
+    for r in report["fp8"]:
+        print(f"  fp8: {r['case']:<44} {r['clips_per_s']:8.1f} clips/s, {r['vs_ours_bf16_best']:.2f}x ours bf16 best, "
+              f"{r['vs_transformers_best']:.2f}x transformers best" if r.get("vs_transformers_best") else
+              f"  fp8: {r['case']:<44} {r['clips_per_s']:8.1f} clips/s, {r['vs_ours_bf16_best']:.2f}x ours bf16 best")
     print("\nbest of each (eager or compiled), clips/s:")
     print(f"  {'workload':<14} {'transformers best':<44} {'ours best':<36} ours best / transformers best")
     for r in report["best"]:

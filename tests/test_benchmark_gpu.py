@@ -75,3 +75,13 @@ def test_every_case_runs_on_a_tiny_model_on_the_cpu(gpu_bench, tmp_path):
                                                        "pretrain b32"]
     assert all(r["ratio"] > 0 and r["ours_best"].startswith(r["workload"] + " ours") for r in report["best"])
     assert (tmp_path / "out.json").is_file()
+
+
+def test_fp8_rows_are_compared_with_the_bf16_bests_and_not_counted_among_them(gpu_bench):
+    rows = [{"case": "inference b64 transformers compiled default", "clips_per_s": 1000.0},
+            {"case": "inference b64 ours compiled default", "clips_per_s": 1200.0},
+            {"case": "inference b64 fp8 ours compiled default", "clips_per_s": 1800.0}]
+    best = gpu_bench.best_of_each(rows, ["inference b64"])[0]
+    assert best["ours_best"] == "inference b64 ours compiled default"  # bf16 only
+    (fp8,) = gpu_bench.fp8_ratios(rows)
+    assert fp8["vs_ours_bf16_best"] == pytest.approx(1.5) and fp8["vs_transformers_best"] == pytest.approx(1.8)
