@@ -98,3 +98,27 @@ def test_segment_sampling_decodes_the_same_frames_on_nvdec(videos):
     train = VideoClipDataset(records, 16, 2, 64, 72, flip=False, decoder=NvdecDecoder(0), sampling="segments")
     clip = train[(0, 0)]["pixel_values"]
     assert clip.is_cuda and clip.shape == (1, 16, 3, 64, 64)
+
+
+def test_embedding_with_nvdec_matches_pyav(videos):
+    """`embed_videos(decoder="nvdec")`: threads of this process decode on the GPU; the features
+    are the PyAV path's to within the decoders' colour difference."""
+    import torch
+
+    from videomae import VideoMAEConfig, VideoMAEImageProcessor, VideoMAEModel
+    from videomae.pipeline import embed_videos
+
+    torch.manual_seed(0)
+    config = VideoMAEConfig(image_size=64, patch_size=16, num_frames=8, tubelet_size=2, hidden_size=64,
+                            num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+    model = VideoMAEModel(config).cuda().eval()
+    processor = VideoMAEImageProcessor(size={"shortest_edge": 64}, crop_size=64)
+    bad = videos[0].parent / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    paths = [*videos, bad]
+    cpu = list(embed_videos(paths, model, processor, num_clips=2, num_workers=2, dtype="float32"))
+    gpu = list(embed_videos(paths, model, processor, num_clips=2, num_workers=4, dtype="float32", decoder="nvdec"))
+    assert [r.path for r in gpu] == [r.path for r in cpu]
+    assert gpu[-1].error is not None and str(bad) in gpu[-1].error
+    for a, b in zip(cpu[:-1], gpu[:-1]):
+        assert float((a.output - b.output).norm() / a.output.norm()) < 0.05

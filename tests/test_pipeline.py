@@ -179,3 +179,23 @@ def test_decoder_resize_gives_the_same_clips_within_a_few_levels(videos, process
     assert VideoClips(videos, processor, 4, 2, 1, decoder=lambda p, i: read_video(p, i), decoder_resize=True).short_side is None
     square = VideoMAEImageProcessor(size={"height": 32, "width": 32}, crop_size=32)
     assert VideoClips(videos, square, 4, 2, 1, decoder_resize=True).short_side is None
+
+
+def test_threaded_decoding_gives_the_items_in_order(videos, processor) -> None:  # noqa: ANN001
+    """The thread path (the GPU decoder's) yields what decoding in turn yields, failures included."""
+    from videomae.pipeline import decoded_videos
+
+    dataset = VideoClips(videos, processor, clip_len=4, sampling_rate=2, num_clips=2)
+    in_turn = list(decoded_videos(dataset, 0))
+    threaded = list(decoded_videos(dataset, 3, threads=True))
+    assert [v.index for v in threaded] == list(range(len(videos)))
+    for a, b in zip(in_turn, threaded):
+        assert a.error == b.error
+        assert (a.clips is None and b.clips is None) or torch.equal(a.clips, b.clips)
+
+
+def test_nvdec_without_a_gpu_is_a_clear_error(videos, classifier, processor) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match="nvdec.*CUDA"):
+        list(classify_videos(videos, classifier, processor, decoder="nvdec"))
+    with pytest.raises(ValueError, match="decoder must be"):
+        list(classify_videos(videos, classifier, processor, decoder="opencv"))

@@ -40,7 +40,7 @@ def _prepare(model, args, compile_blocks: bool = False):  # noqa: ANN001,ANN202
 def _run_options(args) -> dict:  # noqa: ANN001
     return dict(sampling_rate=args.sampling_rate, num_clips=args.num_clips, batch_size=args.batch_size,
                 num_workers=args.num_workers, dtype=args.dtype, progress=args.progress,
-                decoder_resize=not args.exact_resize)
+                decoder_resize=not args.exact_resize, decoder=args.decoder)
 
 
 # --------------------------------------------------------------------------- classify
@@ -166,6 +166,10 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
                             help="compute precision (default: auto = bfloat16 on CUDA, float32 on CPU)")
         parser.add_argument("--compile", action="store_true",
                             help="torch.compile the transformer blocks (worth it for many videos on a GPU)")
+        parser.add_argument("--decoder", choices=("pyav", "nvdec"), default="pyav",
+                            help="pyav: CPU decoding in --num-workers processes (default); nvdec: the GPU's decoder "
+                                 "in --num-workers threads (needs CUDA and `pip install videomae[gpu]`; 8 threads "
+                                 "were the best on an H200)")
         parser.add_argument("--exact-resize", action="store_true",
                             help="resize frames with the processor (transformers' numbers, PIL's filter) instead of "
                                  "in the decoder's colour conversion (the default: about 1.8x less decoding work, "
