@@ -73,3 +73,16 @@ def test_quantize_float8_swaps_every_block_linear_and_keeps_the_function(cls: st
 def test_quantize_float8_refuses_a_model_with_nothing_to_swap() -> None:
     with pytest.raises(ValueError, match="no linear layer"):
         quantize_float8(nn.Sequential(nn.Linear(4, 4)))
+
+
+def test_from_pretrained_float8_loads_for_fp8_inference_and_refuses_to_save(tmp_path) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    model = videomae.VideoMAEForVideoClassification(videomae.VideoMAEConfig(**TINY)).eval()
+    model.save_pretrained(tmp_path / "m")
+    fp8 = videomae.VideoMAEForVideoClassification.from_pretrained(tmp_path / "m", dtype="float8")
+    assert is_float8_model(fp8) and isinstance(fp8.videomae.blocks[0].mlp.fc1, Float8Linear)
+    x = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        assert rel(fp8(x.bfloat16()).logits, model(x).logits) < 0.08
+    with pytest.raises(ValueError, match="FP8"):
+        fp8.save_pretrained(tmp_path / "again")

@@ -255,6 +255,10 @@ class PreTrainedVideoMAE(nn.Module):
         max_shard_size: int | str | None = None,
     ) -> Path:
         """Write config.json and the weights in transformers' layout, atomically."""
+        if getattr(self, "float8", None) is not None:
+            raise ValueError(f"this model's linear layers are FP8 ({self.float8}; videomae.fp8): its weights are not "
+                             "transformers' layout. Save the model before quantising it, and quantise after loading "
+                             "(from_pretrained(..., dtype='float8'))")
         folder = Path(save_directory)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{folder}: expected a directory to save the model in, found a file")
@@ -329,7 +333,8 @@ class PreTrainedVideoMAE(nn.Module):
 
         Config fields can be overridden by keyword (`num_labels=10`); a new head size needs
         `ignore_mismatched_sizes=True`. `dtype` (`torch_dtype` in transformers 4.x) casts the
-        weights; "auto" keeps the checkpoint's. With `output_loading_info=True` the second value
+        weights; "auto" keeps the checkpoint's; "float8" loads for FP8 inference (the linear layers
+        of the transformer blocks in e4m3, the rest in bf16; `videomae.fp8`). With `output_loading_info=True` the second value
         is transformers' dict: sets of `missing_keys` and `unexpected_keys`, `mismatched_keys`
         and `error_msgs`, under transformers' key names.
         """
@@ -402,7 +407,12 @@ class PreTrainedVideoMAE(nn.Module):
                                "it instead (cls(config)), or call from_pretrained outside it.")
         model = cls(config, skip_init=True)
         info = model.load_internal_state_dict(state, ignore_mismatched_sizes, source)
-        if dtype is not None and dtype != "auto":
+        if dtype in ("float8", "fp8"):  # FP8 linear layers for inference, bf16 elsewhere (videomae.fp8)
+            from .fp8 import quantize_float8
+
+            model = quantize_float8(model)
+            model.config.dtype = torch.bfloat16
+        elif dtype is not None and dtype != "auto":
             dtype = getattr(torch, dtype.removeprefix("torch.")) if isinstance(dtype, str) else dtype
             model = model.to(dtype)
             model.config.dtype = dtype
