@@ -206,3 +206,32 @@ def test_targets_are_unnormalised_with_the_runs_statistics(videos, tmp_path, mon
     pretrain(data=str(videos), output_dir=str(tmp_path / "run"), epochs=1, batch_size=4, max_steps=1,
              mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), **FAST)
     assert seen == [((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))]
+
+
+def test_pretraining_in_float8_runs_saves_a_plain_model_and_needs_bf16(videos, tmp_path, monkeypatch):
+    """float8=True: torchao's FP8 linear layers in the blocks (emulated on the CPU), the loss is
+    finite, and the saved model is an ordinary checkpoint."""
+    from torchao.float8.float8_linear import Float8Linear as TorchaoFloat8Linear
+
+    import videomae.fp8
+
+    converted = []
+    convert = videomae.fp8.convert_for_training
+
+    def counting(model, **kwargs):
+        out = convert(model, **kwargs)
+        converted.append(sum(isinstance(m, TorchaoFloat8Linear) for m in model.modules()))
+        return out
+
+    monkeypatch.setattr(videomae.fp8, "convert_for_training", counting)
+    out = tmp_path / "run"
+    metrics = pretrain(data=str(videos), output_dir=str(out), epochs=1, max_steps=2, batch_size=4, lr=1e-3,
+                       warmup_steps=1, float8=True, **{**FAST, "precision": "bf16"})
+    assert metrics["step"] == 2 and all(math.isfinite(r["loss"]) for r in read_metrics(out) if r["kind"] == "train")
+    assert "FP8" in (out / "train.log").read_text()
+    model = VideoMAEForPreTraining.from_pretrained(metrics["model_dir"])
+    assert converted == [4 * 3]  # every linear layer of the blocks: 2 encoder blocks and 1 decoder block, 4 each
+    assert not any(isinstance(m, TorchaoFloat8Linear) for m in model.modules())
+    with pytest.raises(ValueError, match="bf16"):
+        pretrain(data=str(videos), output_dir=str(tmp_path / "fp32"), epochs=1, max_steps=1, batch_size=4,
+                 float8=True, **{**FAST, "precision": "fp32"})

@@ -151,5 +151,7 @@ def convert_for_training(model: nn.Module, *, recipe: str = "rowwise",
     select = select or _encoder_linear
     config = Float8LinearConfig.from_recipe_name(recipe)
     convert_to_float8_training(model, config=config, module_filter_fn=lambda module, name: select(name, module))
-    model.float8 = f"training ({recipe})"
+    # The weights stay high-precision parameters under their own names (checkpoints and
+    # save_pretrained are unchanged); only the products run in FP8.
+    model.float8_training = recipe
     return model

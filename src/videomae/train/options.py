@@ -186,6 +186,9 @@ class TrainOptions(ClipOptions):
     max_failed_fraction: float = _opt(0.5, "stop when more than this fraction of an epoch's videos cannot be "
                                            "decoded (or every video of the first step): the data is likely wrong")
     compile: bool = _opt(False, "torch.compile the model")
+    float8: bool = _opt(False, "FP8 products in the transformer blocks' linear layers (torchao's float8 training, "
+                               "row-wise scales; needs torchao, bf16 precision, and a GPU with FP8 units to be "
+                               "fast; use with compile)")
     gradient_checkpointing: bool = _opt(False, "recompute activations in backward (less memory, more time)")
 
     def validate(self) -> None:

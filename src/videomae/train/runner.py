@@ -204,6 +204,14 @@ def fit(
     raw_model.to(device)
     if options.gradient_checkpointing:
         raw_model.gradient_checkpointing_enable()
+    if options.float8:
+        if ctx.precision != "bf16":
+            raise ValueError(f"float8 training runs under bf16 autocast; precision is {ctx.precision!r}: "
+                             "set precision='bf16'")
+        from ..fp8 import convert_for_training
+
+        convert_for_training(raw_model)
+        logger.info("float8: the transformer blocks' linear layers compute in FP8 (torchao, row-wise scales)")
     optimizer = build_optimizer(raw_model, peak, options.weight_decay, options.betas, options.eps, layer_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=ctx.precision == "fp16")
     sampler = ResumableSampler(len(dataset), dist.world_size, dist.rank, shuffle=True, seed=options.seed)
