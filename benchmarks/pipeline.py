@@ -314,10 +314,12 @@ def stage_pretrain(s: Setup, variant: str, num_sample: int = 1, decoder: str = "
             "wall_seconds": total}
 
 
-def stage_embed(s: Setup, variant: str) -> list[dict]:
+def stage_embed(s: Setup, variant: str, decoders: list[str] | None = None) -> list[dict]:
     """End to end: `videomae embed FOLDER` as a user runs it (a ViT-B written here with random
     weights; one clip per video, from its middle), timed whole; and the library's
-    `embed_videos` in this process with the model already loaded."""
+    `embed_videos` in this process with the model already loaded: PyAV in worker processes
+    (the decoder resizing, as the command does, and the processor resizing), and with "nvdec"
+    in `decoders`, NVDEC in 8 threads."""
     from videomae.pipeline import embed_videos, load_feature_model, load_processor
 
     model_dir = s.dir / "vitb-model"
@@ -338,12 +340,21 @@ def stage_embed(s: Setup, variant: str) -> list[dict]:
     model.to(s.device).eval()
     processor = load_processor(str(model_dir), model.config)
     list(embed_videos(paths[:8], model, processor, num_clips=1, batch_size=32, num_workers=0))  # warm the model
-    started = time.perf_counter()
-    count = sum(result.ok for result in embed_videos(paths, model, processor, num_clips=1, batch_size=32,
-                                                     num_workers=s.workers))
-    seconds = time.perf_counter() - started
-    results.append({"stage": "embed", "variant": variant, "how": "embed_videos, model loaded", "workers": s.workers,
-                    "videos": count, "videos_per_s": count / seconds, "seconds": seconds})
+    cases = [("embed_videos, model loaded, decoder resizes", dict(num_workers=s.workers, decoder_resize=True)),
+             ("embed_videos, model loaded, processor resizes", dict(num_workers=s.workers))]
+    if "nvdec" in (decoders or []):
+        cases.append(("embed_videos, model loaded, NVDEC 8 threads", dict(num_workers=8, decoder="nvdec")))
+    for how, options in cases:
+        try:
+            started = time.perf_counter()
+            count = sum(result.ok for result in embed_videos(paths, model, processor, num_clips=1, batch_size=32,
+                                                             **options))
+            seconds = time.perf_counter() - started
+        except Exception as err:  # noqa: BLE001 (an optional decoder's failure is a result, not the end)
+            results.append({"stage": "embed", "variant": variant, "how": how, "error": repr(err)[:300]})
+            continue
+        results.append({"stage": "embed", "variant": variant, "how": how, "workers": options["num_workers"],
+                        "videos": count, "videos_per_s": count / seconds, "seconds": seconds})
     return results
 
 
@@ -385,7 +396,7 @@ def main() -> None:
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "videomae-pipeline"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "pipeline.json"))
     parser.add_argument("--variant", action="append", choices=["raw", *PREPARED], help="data (default: all)")
-    parser.add_argument("--decoder", action="append", choices=("pyav", "nvdec"), help="decoders of pretrain runs")
+    parser.add_argument("--decoder", action="append", choices=("pyav", "nvdec"), help="decoders of pretrain and embed runs")
     parser.add_argument("--count", type=int, default=512)
     parser.add_argument("--workers", type=int, default=None, help="decode processes / loader workers (CPUs - 1)")
     parser.add_argument("--batch", type=int, default=64, help="clips per step")
@@ -408,6 +419,8 @@ def main() -> None:
             outs = [globals()[f"stage_{stage}"](s)]
         elif stage == "prep":
             outs = [stage_prep(s, v) for v in variants if v in PREPARED]
+        elif stage == "embed":
+            outs = [o for v in variants if s.data(v).is_dir() for o in stage_embed(s, v, args.decoder)]
         elif stage == "pretrain":
             outs = [stage_pretrain(s, v, n, d) for v in variants for n in (args.num_sample or [1])
                     for d in (args.decoder or ["pyav"]) if s.data(v).is_dir()]
