@@ -4,7 +4,7 @@ Data (Ray schedules, retries and streams; nothing here schedules work).
     paths, sorted -> shards of `shard_size` (shard k = paths[k * size:(k + 1) * size], the same on every run)
       -> [Ray tasks, a CPU each: decode a video's clips, resize and crop; uint8]          `decode_row`
       -> [Ray actors via `map_batches`: the model, loaded once per actor; a GPU each
-          when the cluster has GPUs, else a CPU]                                         `ClipEmbedder`
+          when the cluster has GPUs, else one thread beside the decoding tasks]          `ClipEmbedder`
       -> [this process: once all of a shard's rows have come, OUT/shard-K.parquet,
           written under a temporary name and renamed]
 
@@ -195,8 +195,9 @@ def embed_with_ray(
     does the same, but starts a local instance for this run where there is no cluster.
 
     device: auto = a GPU per actor when the cluster has GPUs, else CPU actors of one thread.
-    actors: how many model actors (default: the cluster's GPUs, or a quarter of its CPUs; the
-    other CPUs decode). shard_size: videos per shard (default 256; 16 for the token grid).
+    actors: how many model actors (default: the cluster's GPUs, or a quarter of its CPUs); a GPU
+    actor takes a CPU, a CPU actor none, and the free CPUs decode. shard_size: videos per shard
+    (default 256; 16 for the token grid).
     """
     from .features import resolve_kind
     from .pipeline import DEFAULT_SAMPLING_RATE, checkpoint_sampling_rate, load_feature_model, load_processor
@@ -259,9 +260,9 @@ def _run(ray, shards: list[list[str]], todo: list[int], out: Path, *, model_id: 
         raise ValueError(f"--device {device}: the Ray cluster has no GPUs ({cpus} CPUs); use auto or cpu")
     on_gpu = device.startswith("cuda")
     actors = actors or (gpus if on_gpu else max(1, cpus // 4))
-    if actors >= cpus:
+    if on_gpu and actors >= cpus:
         raise ValueError(f"--actors {actors}: the Ray cluster has {cpus} CPUs, and decoding needs at least one "
-                         f"that the actors leave (each actor takes one)")
+                         f"that the GPU actors leave (each takes one)")
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = sys.stderr.isatty() if progress is None else progress
 
@@ -269,14 +270,18 @@ def _run(ray, shards: list[list[str]], todo: list[int], out: Path, *, model_id: 
     dataset = ray.data.from_items(items).map(
         decode_row, num_cpus=1,
         fn_kwargs=dict(processor=processor, clip_len=clip_len, sampling_rate=rate, num_clips=num_clips))
+    # A GPU actor takes a CPU to feed its GPU. A CPU actor takes none: it runs the model on one
+    # thread beside the decoding tasks, which take every CPU. Given a CPU of its own, it left it idle
+    # while waiting for decoding, and Ray Data then ran one decoding task at a time on 2 CPUs: 7.3
+    # against 9.2 videos/s with a model as cheap as decoding (benchmarks/RESULTS.md).
     # memory: the process, and the checkpoint and the model while loading; Ray places no more
-    # actors on a node than its memory takes. The request also keeps the two stages apart on a CPU-only
-    # cluster: Ray Data fuses a task stage into the actor stage after it when their resource requests
-    # are the same, and decoding would then run inside the actors, in turn with the model (checked
-    # by tests/test_ray_engine.py).
+    # actors on a node than its memory takes. The requests also keep the two stages apart: Ray Data
+    # fuses a task stage into the actor stage after it when their resource requests are the same,
+    # and decoding would then run inside the actors, in turn with the model (tests/test_ray_engine.py
+    # checks that it does not).
     dataset = dataset.map_batches(
         ClipEmbedder, batch_size=max(1, batch_size // num_clips), batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, memory=actor_memory,
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1 if on_gpu else 0, memory=actor_memory,
         **(dict(num_gpus=1) if on_gpu else {}),
         fn_constructor_kwargs=dict(model_id=model_id, offline=offline, kind=kind, processor=processor,
                                    device="cuda" if on_gpu else "cpu", dtype=dtype, batch_size=batch_size,

@@ -211,8 +211,9 @@ def add_engine_arguments(parser) -> None:  # noqa: ANN001
                         help="--engine ray: videos per output shard; the sorted inputs are cut into shards of N, so a "
                              "rerun finds the same ones (default: 256; 16 for --features tokens)")
     parser.add_argument("--actors", type=_positive, default=None, metavar="N",
-                        help="--engine ray: model actors (default: one per GPU of the cluster; without GPUs a "
-                             "quarter of its CPUs, one thread each, and the other CPUs decode)")
+                        help="--engine ray: model actors (default: one per GPU of the cluster, each with a CPU; "
+                             "without GPUs a quarter of its CPUs' count, one thread each, beside the decoding tasks "
+                             "that take every CPU)")
 
 
 def _positive(text: str) -> int:
