@@ -16,7 +16,8 @@ from videomae.data.synthetic import render_clip, write_video
 from videomae.features import feature_function
 from videomae.pipeline import clip_indices, embed_videos
 from videomae.processing import VideoMAEImageProcessor
-from videomae.writers import ParquetClipWriter, clip_times, embed_to_parquet
+from videomae.writers import ParquetClipWriter, clip_rows, clip_schema, clip_times, embed_to_parquet, rows_table, \
+    write_clip_table
 
 if os.environ.get("CI") != "true":  # CI installs pyarrow (the features extra, scripts/test.sh)
     pytest.importorskip("pyarrow", reason="the features extra: pip install 'videomae[features]'")
@@ -172,3 +173,16 @@ def test_cli_embed_tokens_to_parquet(videos: list[Path], classifier, processor, 
     assert main(["embed", str(videos[0]), "--model", str(folder), "--out", str(out.with_suffix(".npy")),
                  "--features", "tokens"]) == 1
     assert ".parquet" in capsys.readouterr().err
+
+
+def test_a_table_written_whole_in_row_groups_that_keep_videos_together(tmp_path: Path) -> None:
+    rows = []
+    for name, clips in (("a.mp4", 3), ("b.mp4", 2), ("c.mp4", 2)):
+        rows += clip_rows(name, np.ones((clips, 8), np.float32), np.zeros((clips, 2)), None, "tiny", "mean")[0]
+    rows += clip_rows("d.mp4", None, None, "d.mp4: broken", "tiny", "mean")[0]
+    out = tmp_path / "shard.parquet"
+    write_clip_table(rows_table(rows, clip_schema("mean")), out, row_group_bytes=4 * 8 * 4)  # 4 clips of 8 floats
+    reader = pq.ParquetFile(out)
+    assert [reader.metadata.row_group(i).num_rows for i in range(reader.num_row_groups)] == [3, 5]  # a | b, c, d
+    assert reader.read().to_pylist()[-1]["error"] == "d.mp4: broken"
+    assert [p.name for p in tmp_path.iterdir()] == ["shard.parquet"]  # the temporary file was renamed

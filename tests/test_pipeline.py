@@ -18,6 +18,8 @@ from videomae.pipeline import (
     classify_videos,
     clip_indices,
     embed_videos,
+    expand_videos,
+    forward_clips,
     load_clips,
     read_label_names,
 )
@@ -199,3 +201,29 @@ def test_nvdec_without_a_gpu_is_a_clear_error(videos, classifier, processor) -> 
         list(classify_videos(videos, classifier, processor, decoder="nvdec"))
     with pytest.raises(ValueError, match="decoder must be"):
         list(classify_videos(videos, classifier, processor, decoder="opencv"))
+
+
+def test_lists_of_videos_are_read_where_allowed(videos, tmp_path) -> None:  # noqa: ANN001
+    listing = tmp_path / "videos.txt"
+    listing.write_text(f"{videos[0]} 3\n# a comment\n{videos[1].name}\n")  # labels ignored; relative to the list
+    (tmp_path / videos[1].name).write_bytes(b"")
+    assert expand_videos([listing], allow_folders=True, allow_lists=True) == [videos[0], tmp_path / videos[1].name]
+    assert expand_videos([listing], allow_folders=True) == [listing]  # classify: a file is a video
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    table = tmp_path / "paths.parquet"
+    pq.write_table(pa.table({"clip": [0, 1], "video": [str(videos[3]), "sub/x.mp4"]}), table)
+    assert expand_videos([table], allow_folders=False, allow_lists=True) == [videos[3], tmp_path / "sub/x.mp4"]
+    pq.write_table(pa.table({"name": ["a.mp4"]}), table)
+    with pytest.raises(ValueError, match="no column of paths"):
+        expand_videos([table], allow_folders=False, allow_lists=True)
+
+
+def test_forward_clips_in_chunks_equals_one_pass(classifier, processor) -> None:  # noqa: ANN001
+    clips = torch.randint(0, 256, (5, 4, 3, 32, 32), dtype=torch.uint8)
+    logits = lambda pixels: classifier(pixels).logits  # noqa: E731
+    whole = forward_clips(clips, logits, processor, torch.device("cpu"), torch.float32)
+    chunked = forward_clips(clips, logits, processor, torch.device("cpu"), torch.float32, batch_size=2)
+    assert whole.shape == (5, 3) and whole.dtype == torch.float32
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)

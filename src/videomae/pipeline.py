@@ -157,10 +157,11 @@ def read_label_names(path: str | os.PathLike, num_labels: int) -> dict[int, str]
 
 
 # --------------------------------------------------------------------------- videos and clips
-def expand_videos(inputs: Sequence[str | os.PathLike], allow_folders: bool) -> list[Path]:
-    """Files as given; folders (where allowed) searched recursively for videos. A missing path
-    is an error before any model is loaded."""
-    from .data.datasets import find_videos
+def expand_videos(inputs: Sequence[str | os.PathLike], allow_folders: bool, allow_lists: bool = False) -> list[Path]:
+    """Files as given; folders (where allowed) searched recursively for videos; with
+    `allow_lists`, a .txt / .csv / .parquet file read as a list of videos (`read_video_paths`).
+    A missing path is an error before any model is loaded."""
+    from .data.datasets import LIST_SUFFIXES, find_videos, read_video_paths
 
     out: list[Path] = []
     for text in inputs:
@@ -172,6 +173,11 @@ def expand_videos(inputs: Sequence[str | os.PathLike], allow_folders: bool) -> l
             if not found:
                 raise FileNotFoundError(f"{path}: no video files in this folder")
             out.extend(found)
+        elif path.is_file() and allow_lists and path.suffix.lower() in LIST_SUFFIXES:
+            listed = read_video_paths(path)
+            if not listed:
+                raise ValueError(f"{path}: the list names no videos")
+            out.extend(Path(p) for p in listed)
         elif path.is_file():
             out.append(path)
         else:
@@ -381,6 +387,21 @@ class _Pending:
         return self.error is not None or self.received == self.expected
 
 
+def forward_clips(clips: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor],
+                  processor: VideoMAEImageProcessor, device: torch.device, dtype: torch.dtype,
+                  batch_size: int | None = None) -> torch.Tensor:
+    """`forward` on uint8 clips (N, T, C, H, W) -> (N, ...) float32 on the CPU: moved to `device`
+    and normalised there (a quarter of the bytes travel), run in `dtype` under inference mode, in
+    chunks of `batch_size` clips (None: all at once). Every engine's forward pass goes through here."""
+    step = batch_size or max(1, clips.shape[0])
+    outputs = []
+    for start in range(0, clips.shape[0], step):
+        pixels = normalize(clips[start:start + step].to(device, non_blocking=True), processor)
+        with torch.inference_mode(), autocast(device, dtype):
+            outputs.append(forward(pixels).float().cpu())
+    return torch.cat(outputs)
+
+
 def run_videos(
     paths: Sequence[str | os.PathLike],
     forward: Callable[[torch.Tensor], torch.Tensor],
@@ -434,9 +455,7 @@ def run_videos(
     owners: list[tuple[_Pending, int]] = []
 
     def run_batch() -> None:
-        pixels = normalize(torch.cat(batch).to(device, non_blocking=True), processor)
-        with torch.inference_mode(), autocast(device, dtype):
-            out = forward(pixels).float().cpu()
+        out = forward_clips(torch.cat(batch), forward, processor, device, dtype)
         offset = 0
         for owner, count in owners:
             owner.rows.append(out[offset:offset + count])
@@ -551,7 +570,8 @@ def _model_device(model: nn.Module) -> torch.device:
 
 __all__ = [
     "classify_videos", "embed_videos", "run_videos", "VideoResult", "video_features",
-    "VideoClips", "DecodedVideo", "FrameDecoder", "decoded_videos", "normalize", "load_clips", "clip_indices",
+    "VideoClips", "DecodedVideo", "FrameDecoder", "decoded_videos", "normalize", "forward_clips", "load_clips",
+    "clip_indices",
     "expand_videos",
     "load_processor", "load_classifier", "load_feature_model", "load_pretraining_model", "model_architectures",
     "quiet_loading", "checkpoint_sampling_rate", "read_label_names", "DEFAULT_SAMPLING_RATE", "SAMPLING_RATE_KEY",

@@ -81,13 +81,14 @@ def clip_times(path: str | os.PathLike, clip_len: int, sampling_rate: int, num_c
 
 
 # --------------------------------------------------------------------------- Parquet
-def _schema(float16: bool):  # noqa: ANN202 - pyarrow.Schema
+def clip_schema(kind: str):  # noqa: ANN201 - pyarrow.Schema
+    """The per-clip row schema for features of `kind` (the token grid is float16)."""
     import pyarrow as pa
 
     return pa.schema([
         ("path", pa.string()), ("clip", pa.int32()), ("start_s", pa.float64()), ("end_s", pa.float64()),
         ("model", pa.string()), ("feature_kind", pa.string()), ("shape", pa.list_(pa.int32())),
-        ("feature", pa.list_(pa.float16() if float16 else pa.float32())), ("error", pa.string()),
+        ("feature", pa.list_(pa.float16() if kind == "tokens" else pa.float32())), ("error", pa.string()),
     ])
 
 
@@ -110,7 +111,7 @@ class ParquetClipWriter:
         self.parts = self.out.with_name(self.out.name + ".parts")
         self.model_id = model_id
         self.kind = kind
-        self.schema = _schema(kind == "tokens")
+        self.schema = clip_schema(kind)
         self.row_group_bytes = row_group_bytes
         self.done: set[str] = set()
         for file in _parquet_files(self.out):
@@ -134,16 +135,7 @@ class ParquetClipWriter:
 
     def add(self, path: str, features: np.ndarray | None, times: np.ndarray | None, error: str | None = None) -> None:
         """One video: features (num_clips, ...) with times (num_clips, 2), or its error."""
-        if error is not None or features is None:
-            rows = [dict(path=path, clip=None, start_s=None, end_s=None, model=self.model_id, feature_kind=self.kind,
-                         shape=None, feature=None, error=error or "no features")]
-            size = len(path) + len(rows[0]["error"])
-        else:
-            values = features.astype(np.float16 if self.kind == "tokens" else np.float32)
-            rows = [dict(path=path, clip=i, start_s=float(times[i, 0]), end_s=float(times[i, 1]), model=self.model_id,
-                         feature_kind=self.kind, shape=list(values.shape[1:]), feature=values[i].reshape(-1),
-                         error=None) for i in range(values.shape[0])]
-            size = values.nbytes + len(rows) * (len(path) + 64)
+        rows, size = clip_rows(path, features, times, error, self.model_id, self.kind)
         if self._rows and self._bytes + size > self.row_group_bytes:
             self.flush()
         self._rows.extend(rows)
@@ -153,13 +145,9 @@ class ParquetClipWriter:
         """The buffered rows as one row group, in a new part file."""
         if not self._rows:
             return
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = {name: [row[name] for row in self._rows] for name in self.schema.names}
-        table = pa.table({name: pa.array(values, type=self.schema.field(name).type) if name != "feature"
-                          else _list_array(values, self.schema.field(name).type)
-                          for name, values in columns.items()}, schema=self.schema)
+        table = rows_table(self._rows, self.schema)
         self.parts.mkdir(parents=True, exist_ok=True)
         part = self.parts / f"part-{self._next_part:05d}.parquet"
         tmp = part.with_suffix(".tmp")
@@ -205,6 +193,64 @@ def _list_array(values: list[np.ndarray | None], type):  # noqa: ANN001,ANN202 -
     return pa.ListArray.from_arrays(offsets, pa.array(flat, type=type.value_type), type=type, mask=mask)
 
 
+def clip_rows(path: str, features: np.ndarray | None, times: np.ndarray | None, error: str | None, model_id: str,
+              kind: str) -> tuple[list[dict], int]:
+    """One video's rows of the per-clip schema and about how many bytes they take: a row per clip
+    (features (num_clips, ...) and times (num_clips, 2)), or one error row when `error` is set or
+    there are no features. The one place that says what a row holds."""
+    if error is not None or features is None:
+        error = error or "no features"
+        row = dict(path=path, clip=None, start_s=None, end_s=None, model=model_id, feature_kind=kind, shape=None,
+                   feature=None, error=error)
+        return [row], len(path) + len(error)
+    values = features.astype(np.float16 if kind == "tokens" else np.float32)
+    rows = [dict(path=path, clip=i, start_s=float(times[i, 0]), end_s=float(times[i, 1]), model=model_id,
+                 feature_kind=kind, shape=list(values.shape[1:]), feature=values[i].reshape(-1), error=None)
+            for i in range(values.shape[0])]
+    return rows, values.nbytes + len(rows) * (len(path) + 64)
+
+
+def rows_table(rows: list[dict], schema):  # noqa: ANN001,ANN201 - pyarrow.Schema and Table
+    """`clip_rows`' rows as an Arrow table of `schema`."""
+    import pyarrow as pa
+
+    columns = {name: [row[name] for row in rows] for name in schema.names}
+    return pa.table({name: pa.array(values, type=schema.field(name).type) if name != "feature"
+                     else _list_array(values, schema.field(name).type)
+                     for name, values in columns.items()}, schema=schema)
+
+
+def write_clip_table(table, out: str | os.PathLike, row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES) -> None:  # noqa: ANN001
+    """A per-clip table to `out`, whole or not at all (written to a hidden temporary name beside
+    it, then renamed), in row groups of at most `row_group_bytes` that never split a video's clips
+    (the rule `ParquetClipWriter` follows)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    sizes = pc.fill_null(pc.list_value_length(table["feature"]), 0).to_numpy(zero_copy_only=False)
+    sizes = sizes * table.schema.field("feature").type.value_type.bit_width // 8
+    paths = table["path"].to_pylist()
+    videos: list[tuple[int, int]] = []  # (first row, bytes) of each video
+    for i, path in enumerate(paths):
+        if i == 0 or path != paths[i - 1]:
+            videos.append((i, 0))
+        videos[-1] = (videos[-1][0], videos[-1][1] + int(sizes[i]))
+    starts = [0]  # first row of each row group
+    group_bytes = 0
+    for first, size in videos:
+        if first > starts[-1] and group_bytes + size > row_group_bytes:
+            starts.append(first)
+            group_bytes = 0
+        group_bytes += size
+    groups = list(zip(starts, starts[1:] + [table.num_rows]))
+    tmp = out.with_name(f".{out.name}.tmp")
+    with pq.ParquetWriter(tmp, table.schema) as writer:
+        for first, end in groups:
+            writer.write_table(table.slice(first, end - first), row_group_size=max(1, end - first))
+    tmp.replace(out)  # a kill leaves the whole file or none
+
+
 def embed_to_parquet(
     paths: Sequence[str | os.PathLike],
     model: nn.Module,
@@ -247,4 +293,4 @@ def _device(model: nn.Module) -> torch.device:
 
 
 __all__ = ["write_features", "check_feature_path", "FEATURE_SUFFIXES", "DEFAULT_ROW_GROUP_BYTES", "clip_times",
-           "ParquetClipWriter", "embed_to_parquet"]
+           "ParquetClipWriter", "embed_to_parquet", "clip_rows", "rows_table", "clip_schema", "write_clip_table"]

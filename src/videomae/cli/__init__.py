@@ -65,13 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed", parents=[common], help="one feature vector per video",
                        description="One feature vector per video: the mean of the encoder's tokens (for a classifier, "
-                                   "its pooled fc_norm feature), averaged over clips.")
-    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files or folders (searched recursively)")
+                                   "its pooled fc_norm feature), averaged over clips; or one row per clip (.parquet, "
+                                   "and --engine ray on a Ray cluster).")
+    p.add_argument("videos", nargs="+", metavar="VIDEO_FOLDER_OR_LIST",
+                   help="video files, folders (searched recursively), or lists of videos: a .txt / .csv list file "
+                        "(`path [label]` lines) or a .parquet file with a path column")
     inference.add_model_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE",
                    help="FILE.npy (with FILE.txt: the videos in row order) or FILE.npz (arrays features and names): "
                         "one vector per video, the mean over clips; or FILE.parquet: one row per clip with its times "
-                        "and an error column, resumed when rerun (needs pyarrow: pip install 'videomae[features]')")
+                        "and an error column, resumed when rerun (needs pyarrow: pip install 'videomae[features]'); "
+                        "with --engine ray, a folder of Parquet shards of those rows")
+    inference.add_engine_arguments(p)
     p.add_argument("--features", default="auto", choices=("auto", "mean", "pooled", "logits", "tokens"),
                    help="mean: of the encoder's tokens; pooled: a classifier's fc_norm feature; logits; tokens: the "
                         "(T', H', W', D) token grid in float16 (.parquet only); auto: pooled for a classifier, "

@@ -74,10 +74,15 @@ def classify(args) -> int:  # noqa: ANN001
 
 # --------------------------------------------------------------------------- embed
 def embed(args) -> int:  # noqa: ANN001
+    if args.engine == "ray":
+        return _embed_ray(args)
+    for flag, value in (("--address", args.address), ("--shard-size", args.shard_size), ("--actors", args.actors)):
+        if value is not None:
+            raise ValueError(f"{flag}: only with --engine ray")
     out = check_feature_path(args.out)
     if args.features == "tokens" and out.suffix.lower() != ".parquet":
         raise ValueError(f"--out {out}: the token grid is written per clip, to a .parquet file")
-    paths = pipeline.expand_videos(args.videos, allow_folders=True)
+    paths = pipeline.expand_videos(args.videos, allow_folders=True, allow_lists=True)
     model, kind = pipeline.load_feature_model(args.model, args.offline)
     kind = {"auto": kind}.get(args.features, args.features)
     processor = _prepare(model, args, args.compile)
@@ -113,6 +118,29 @@ def _embed_parquet(args, out, paths, model, processor, errors: ErrorLog) -> int:
         else:
             errors(result.error)
     print(f"{done} videos -> {clips} rows of {args.features} features: {out}", file=sys.stderr)
+    return 1 if errors.count else 0
+
+
+def _embed_ray(args) -> int:  # noqa: ANN001
+    from ..ray_engine import embed_with_ray
+
+    out = Path(args.out)
+    if out.suffix.lower() in (".npy", ".npz"):
+        raise ValueError(f"--out {out}: --engine ray writes a folder of Parquet shards; give a folder")
+    paths = pipeline.expand_videos(args.videos, allow_folders=True, allow_lists=True)
+    errors = ErrorLog("embed")
+    shards = videos = clips = 0
+    for result in embed_with_ray(paths, args.model, out, kind=args.features, offline=args.offline,
+                                 sampling_rate=args.sampling_rate, num_clips=args.num_clips, batch_size=args.batch_size,
+                                 shard_size=args.shard_size, device=args.device, dtype=args.dtype, actors=args.actors,
+                                 compile_blocks=args.compile, address=args.address, progress=args.progress):
+        for message in result.errors:
+            errors(message)
+        shards += 1
+        videos += result.videos
+        clips += result.clips
+    print(f"{videos} videos -> {clips} rows of {args.features} features in {shards} new shards: {out}",
+          file=sys.stderr)
     return 1 if errors.count else 0
 
 
@@ -178,6 +206,25 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
                             help="no progress bar (default: a bar with videos/s on stderr when it is a terminal)")
 
 
+def add_engine_arguments(parser) -> None:  # noqa: ANN001
+    """`embed`'s choice of engine and the Ray engine's flags."""
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: this process and its decoding workers; ray: Ray Data on a Ray cluster, decoding "
+                             "in CPU tasks and the model in actors (a GPU each where there are GPUs), written and "
+                             "resumed shard by shard (needs pip install 'videomae[ray]') (default: local)")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="--engine ray: the cluster to join: HEAD:6379, or auto (RAY_ADDRESS, else the one "
+                             "`ray start` runs on this machine) (default: as auto, but a local Ray is started for "
+                             "this run where there is no cluster)")
+    parser.add_argument("--shard-size", type=_positive, default=None, metavar="N",
+                        help="--engine ray: videos per output shard; the sorted inputs are cut into shards of N, so a "
+                             "rerun finds the same ones (default: 256; 16 for --features tokens)")
+    parser.add_argument("--actors", type=_positive, default=None, metavar="N",
+                        help="--engine ray: model actors (default: one per GPU of the cluster, each with a CPU; "
+                             "without GPUs a quarter of its CPUs' count, one thread each, beside the decoding tasks "
+                             "that take every CPU)")
+
+
 def _positive(text: str) -> int:
     import argparse
 
@@ -190,4 +237,4 @@ def _positive(text: str) -> int:
     return value
 
 
-__all__ = ["classify", "embed", "reconstruct", "add_model_arguments"]
+__all__ = ["classify", "embed", "reconstruct", "add_model_arguments", "add_engine_arguments"]

@@ -6,7 +6,8 @@ Sources:
   * a list file: the original repository's `path label` lines (space separated; a line with a
     path alone, or label -1, is unlabeled), or a CSV with a header (`path,label`). Relative
     paths are relative to `root` (default: the list file's folder). Labels are integers, or
-    class names mapped through the given names (or, failing that, their sorted order).
+    class names mapped through the given names (or, failing that, their sorted order);
+  * for inference, also a Parquet file with a column of paths (`read_video_paths`).
 
 Items are keyed by (index, epoch) (see `sampler.py`); every random choice of an item comes
 from a generator seeded by (seed, epoch, index), so the same item is the same clip on any
@@ -140,6 +141,27 @@ def read_video_list(
         full = Path(path) if Path(path).is_absolute() else base / path
         records.append(VideoRecord(str(full), -1 if label is None else int(label)))
     return records, names
+
+
+LIST_SUFFIXES = (".txt", ".csv", ".lst", ".list", ".parquet")  # files that name videos rather than hold one
+
+
+def read_video_paths(list_file: str | os.PathLike) -> list[str]:
+    """The videos a list names: `read_video_list`'s lines (labels ignored), or a Parquet file's
+    path column (the first of path, video, ... that it has; e.g. an `embed` output or a table of a
+    data set). Relative paths are relative to the file's folder."""
+    list_file = Path(list_file)
+    if list_file.suffix.lower() != ".parquet":
+        return [record.path for record in read_video_list(list_file)[0]]
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(list_file).names
+    column = next((name for name in names if name.lower() in _PATH_COLUMNS), None)
+    if column is None:
+        raise ValueError(f"{list_file}: no column of paths (expected one of {', '.join(_PATH_COLUMNS)}; it has "
+                         f"{', '.join(names)})")
+    paths = [p for p in pq.read_table(list_file, columns=[column])[column].to_pylist() if p]
+    return [p if Path(p).is_absolute() else str(list_file.parent / p) for p in paths]
 
 
 def _looks_like_label(token: str) -> bool:
@@ -394,4 +416,5 @@ class MultiViewDataset(Dataset):
 
 
 __all__ = ["VideoRecord", "DecodeFailure", "VideoClipDataset", "MultiViewDataset", "find_videos", "read_video_list",
-           "class_folder_records", "load_records", "read_class_names", "VIDEO_EXTENSIONS"]
+           "class_folder_records", "load_records", "read_class_names", "read_video_paths", "VIDEO_EXTENSIONS",
+           "LIST_SUFFIXES"]
