@@ -313,17 +313,6 @@ def test_four_channel_frames_with_four_value_statistics_are_kept_like_transforme
         rtol=0, atol=1e-5)
 
 
-def test_four_channel_frames_match_transformers_torchvision_backend(transformers):
-    if "Pil" in transformers.VideoMAEImageProcessor.__name__:
-        pytest.skip("transformers' torchvision backend needs torchvision")
-    video = _rgba_video(2, 97, 131)
-    for kind, make in FOUR_CHANNEL_INPUTS.items():
-        frames = make(video)
-        theirs = transformers.VideoMAEImageProcessor()(frames, image_mean=MEAN4, image_std=STD4, return_tensors="np")
-        ours = VideoMAEImageProcessor()(frames, image_mean=MEAN4, image_std=STD4, return_tensors="np")
-        assert _levels(ours.pixel_values, theirs.pixel_values, STD4) <= 1.001, kind
-
-
 def test_four_channel_frames_with_one_float_statistic_or_unnormalised_are_kept(Reference):
     video = _rgba_video(2, 60, 90)
     params = {"size": 32, "crop_size": 28}
