@@ -126,7 +126,11 @@ class Attention(nn.Module):
         bias = None
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
-        qkv = F.linear(x, self.qkv.weight, bias)
+        if type(self.qkv) is nn.Linear:  # its forward is F.linear; the bias rides in the matrix product
+            qkv = F.linear(x, self.qkv.weight, bias)  # also a torchao weight subclass, which dispatches itself
+        else:  # swapped by a quantizer (quantize_dynamic, QAT, ...): its own forward, then the q / v bias
+            qkv = self.qkv(x)
+            qkv = qkv if bias is None else qkv + bias.to(qkv.dtype)
         qkv = qkv.reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, nh, N, hd)
         return qkv.unbind(0)
 
