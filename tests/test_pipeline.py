@@ -17,9 +17,11 @@ from videomae.pipeline import (
     checkpoint_sampling_rate,
     classify_videos,
     clip_indices,
+    default_batch_size,
     embed_videos,
     load_clips,
     read_label_names,
+    run_videos,
 )
 from videomae.processing import VideoMAEImageProcessor
 from videomae.video import read_video
@@ -83,6 +85,22 @@ def test_batching_across_videos_equals_one_video_at_a_time(videos, classifier, p
         torch.testing.assert_close(result.clip_outputs, single.clip_outputs, rtol=1e-5, atol=1e-6)
         # and the same as the processor on whole clips (normalising after batching changes nothing)
         torch.testing.assert_close(result.output, _one_by_one(path, classifier, processor, 3), rtol=1e-5, atol=1e-6)
+
+
+def test_on_the_cpu_a_batch_is_one_videos_clips_by_default(videos, processor) -> None:  # noqa: ANN001
+    """So the model runs on a video as soon as it is decoded, not after the rest of a batch."""
+    assert default_batch_size(torch.device("cpu"), 3) == 3 and default_batch_size(torch.device("cuda"), 3) == 8
+    sizes: list[int] = []
+
+    def forward(pixels: torch.Tensor) -> torch.Tensor:
+        sizes.append(pixels.shape[0])
+        return pixels.mean(dim=(1, 2, 3, 4))[:, None]
+
+    results = list(run_videos(videos, forward, processor, clip_len=4, num_clips=3, num_workers=0))
+    assert [r.ok for r in results] == [True, True, False, True, True] and sizes == [3, 3, 3, 3]
+    sizes.clear()
+    list(run_videos(videos, forward, processor, clip_len=4, num_clips=3, batch_size=8, num_workers=0))
+    assert sizes == [8, 4]  # asked for: clips of several videos share a batch
 
 
 def test_worker_processes_give_the_same_results(videos, classifier, processor) -> None:  # noqa: ANN001

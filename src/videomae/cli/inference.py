@@ -181,8 +181,9 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
     if batch:
         parser.add_argument("--num-clips", type=_positive, default=4, metavar="N",
                             help="clips per video, evenly spaced in time; their outputs are averaged (default: 4)")
-        parser.add_argument("--batch-size", type=_positive, default=8, metavar="N",
-                            help="clips per forward pass; clips of several videos share one (default: 8)")
+        parser.add_argument("--batch-size", type=_positive, default=None, metavar="N",
+                            help="clips per forward pass; clips of several videos share one (default: 8 on a GPU; "
+                                 "on the CPU one video's clips, so the model runs on a video while the next decodes)")
         parser.add_argument("--num-workers", "--workers", dest="num_workers", type=int,
                             default=default_num_workers(), metavar="N",
                             help="processes decoding videos ahead of the model; 0 decodes in this process "
