@@ -157,7 +157,8 @@ def test_bad_model_path_and_offline_hub_id(assets: dict[str, Path]) -> None:
 def test_classify_jsonl_with_a_broken_video(assets: dict[str, Path]) -> None:
     videos = sorted(assets["videos"].glob("*.mp4"))
     result = videomae("classify", str(assets["videos"]), str(assets["broken"]), "--model", str(assets["classifier"]),
-                      "--format", "jsonl", "--top-k", "3", "--num-clips", "2", "--batch-size", "3")
+                      "--format", "jsonl", "--top-k", "3", "--num-clips", "2", "--batch-size", "3",
+                      "--dtype", "float32")  # compared with float32 below, on any CPU
     assert result.returncode == 1  # the broken video fails the command, the others are still classified
     assert "broken.mp4" in result.stderr and "Traceback" not in result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -236,11 +237,38 @@ def test_classify_takes_the_sampling_rate_from_the_checkpoint(assets: dict[str, 
     assert scores(model, "--sampling-rate", "3") == scores(assets["classifier"])
 
 
+@pytest.mark.parametrize("units, line, tolerance", [
+    ("AMX bf16", "dtype: bfloat16 (CPU has AMX bf16)", 2e-2),
+    (None, "dtype: float32 (CPU has no AMX or AVX512-BF16)", 1e-4),
+])
+def test_dtype_auto_follows_the_cpu_and_says_so(assets: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                                units: str | None, line: str, tolerance: float) -> None:
+    """bf16 on CPUs with bf16 matrix units (AMX, AVX512-BF16), float32 elsewhere; one line on
+    stderr says which. The detection is forced both ways: not every machine has the units."""
+    from videomae import devices
+
+    monkeypatch.setattr(devices, "cpu_bf16_units", lambda: units)
+    video = assets["videos"] / "clip0.mp4"
+    result = videomae_here("classify", str(video), "--model", str(assets["classifier"]), "--format", "jsonl",
+                           "--top-k", "4", "--num-clips", "2", "--num-workers", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [line]
+    expected = _expected_probs(assets["classifier"], video, num_clips=2)  # float32
+    error = max(abs(t["score"] - float(expected[t["id"]])) for t in json.loads(result.stdout)["top_k"])
+    assert error < tolerance
+    assert (error > 1e-6) == (units is not None)  # bf16 did run where it was chosen
+
+    out = assets["root"] / f"dtype-{units}.npy"
+    result = videomae_here("embed", str(video), "--model", str(assets["classifier"]), "--out", str(out),
+                           "--num-workers", "0")
+    assert result.returncode == 0 and result.stderr.splitlines()[0] == line
+
+
 # --------------------------------------------------------------------------- embed
 def test_embed_npy_and_npz(assets: dict[str, Path]) -> None:
     out = assets["root"] / "features.npy"
     result = videomae("embed", str(assets["videos"]), "--model", str(assets["pretraining"]), "--out", str(out),
-                      "--num-clips", "1", "--exact-resize")
+                      "--num-clips", "1", "--exact-resize", "--dtype", "float32")
     assert result.returncode == 0, result.stderr
     features = np.load(out)
     names = out.with_suffix(".txt").read_text().splitlines()
@@ -256,7 +284,7 @@ def test_embed_npy_and_npz(assets: dict[str, Path]) -> None:
     # where the clips are already at the model's size; tests/test_pipeline.py checks resized ones)
     fast = assets["root"] / "features-fast.npy"
     result = videomae("embed", str(assets["videos"]), "--model", str(assets["pretraining"]), "--out", str(fast),
-                      "--num-clips", "1")
+                      "--num-clips", "1", "--dtype", "float32")
     assert result.returncode == 0, result.stderr
     fast_features = np.load(fast)
     assert np.linalg.norm(fast_features - features) / np.linalg.norm(features) < 0.05

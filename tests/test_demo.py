@@ -32,6 +32,8 @@ def test_quick_demo_writes_everything(tmp_path: Path) -> None:
     assert all(0.0 <= acc <= 1.0 for acc in results["test_accuracy"].values())
     assert results["test_videos"] == RECIPES["quick"].data.test * 4
     assert results["seed"] == 1 and results["seconds"]["total"] > 0
+    # fp32 on every CPU, also one with bf16 units where training's 'auto' is bf16 (docs/demo.md)
+    assert results["machine"]["precision"] == "fp32" and "precision: fp32 (as asked)" in result.stderr
 
     for name in ("reconstruction.png", "curves.png"):
         with Image.open(out / name) as image:

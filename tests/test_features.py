@@ -25,7 +25,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 TINY = dict(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=1,
             num_attention_heads=2, intermediate_size=64)
-RUN = dict(num_workers=0, batch_size=3)
+RUN = dict(num_workers=0, batch_size=3, dtype="float32")  # compared with float32 (auto: bf16 on some CPUs)
 
 
 @pytest.fixture(scope="module")

@@ -269,3 +269,35 @@ def test_dual_masking_decodes_the_kept_positions_and_scores_the_hidden_ones():
     assert out.logits.shape == (2, config.num_patches // 2, config.patch_dim)
     torch.testing.assert_close(out.logits, logits)
     torch.testing.assert_close(out.loss, loss)
+
+
+# --------------------------------------------------------------------------- blocked attention (CPU bf16)
+def test_blocked_attention_is_the_same_function_as_sdpa():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 50, 8, generator=g) for _ in range(3))  # 50 tokens: the last block is short
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    for block in (16, 50, 128):
+        torch.testing.assert_close(videomae.modeling.blocked_attention(q, k, v, 8**-0.5, block), expected,
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("units, dtype, grad, blocked", [
+    ("AVX512-BF16", torch.bfloat16, False, True),
+    ("AMX bf16", torch.bfloat16, False, False),  # AMX: the fused kernel packs tiles for the unit
+    (None, torch.bfloat16, False, False),
+    ("AVX512-BF16", torch.float32, False, False),
+    ("AVX512-BF16", torch.bfloat16, True, False),  # training keeps the fused kernel and its backward
+])
+def test_bf16_inference_on_avx512_bf16_cpus_uses_blocked_attention(monkeypatch, units, dtype, grad, blocked):
+    calls = []
+    original = videomae.modeling.blocked_attention
+    monkeypatch.setattr(videomae.modeling, "blocked_attention", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(videomae.devices, "cpu_bf16_units", lambda: units)
+    config, pixels, _ = _inputs(tiny())
+    model = videomae.VideoMAEForVideoClassification(config).eval()
+    with torch.no_grad():
+        expected = model(pixels).logits
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        logits = model(pixels).logits.float()
+    assert len(calls) == (config.num_hidden_layers if blocked else 0)
+    assert (logits - expected).norm() / expected.norm() < (3e-2 if dtype == torch.bfloat16 else 1e-6)

@@ -17,11 +17,13 @@ from videomae.pipeline import (
     checkpoint_sampling_rate,
     classify_videos,
     clip_indices,
+    default_batch_size,
     embed_videos,
     expand_videos,
     forward_clips,
     load_clips,
     read_label_names,
+    run_videos,
 )
 from videomae.processing import VideoMAEImageProcessor
 from videomae.video import read_video
@@ -74,13 +76,33 @@ def test_results_follow_the_input_order_and_failures_are_rows(videos, classifier
 
 
 def test_batching_across_videos_equals_one_video_at_a_time(videos, classifier, processor) -> None:  # noqa: ANN001
+    # float32 here and wherever a result is compared with the model run by hand: 'auto' is bf16 on
+    # CPUs with bf16 matrix units, and bf16 results depend on the batch
     good = [v for v in videos if "broken" not in v.name]
-    batched = list(classify_videos(good, classifier, processor, num_clips=3, batch_size=4, num_workers=0))
+    batched = list(classify_videos(good, classifier, processor, num_clips=3, batch_size=4, num_workers=0,
+                                   dtype="float32"))
     for path, result in zip(good, batched):
-        single = next(classify_videos([path], classifier, processor, num_clips=3, batch_size=1, num_workers=0))
+        single = next(classify_videos([path], classifier, processor, num_clips=3, batch_size=1, num_workers=0,
+                                      dtype="float32"))
         torch.testing.assert_close(result.clip_outputs, single.clip_outputs, rtol=1e-5, atol=1e-6)
         # and the same as the processor on whole clips (normalising after batching changes nothing)
         torch.testing.assert_close(result.output, _one_by_one(path, classifier, processor, 3), rtol=1e-5, atol=1e-6)
+
+
+def test_on_the_cpu_a_batch_is_one_videos_clips_by_default(videos, processor) -> None:  # noqa: ANN001
+    """So the model runs on a video as soon as it is decoded, not after the rest of a batch."""
+    assert default_batch_size(torch.device("cpu"), 3) == 3 and default_batch_size(torch.device("cuda"), 3) == 8
+    sizes: list[int] = []
+
+    def forward(pixels: torch.Tensor) -> torch.Tensor:
+        sizes.append(pixels.shape[0])
+        return pixels.mean(dim=(1, 2, 3, 4))[:, None]
+
+    results = list(run_videos(videos, forward, processor, clip_len=4, num_clips=3, num_workers=0))
+    assert [r.ok for r in results] == [True, True, False, True, True] and sizes == [3, 3, 3, 3]
+    sizes.clear()
+    list(run_videos(videos, forward, processor, clip_len=4, num_clips=3, batch_size=8, num_workers=0))
+    assert sizes == [8, 4]  # asked for: clips of several videos share a batch
 
 
 def test_worker_processes_give_the_same_results(videos, classifier, processor) -> None:  # noqa: ANN001
@@ -117,16 +139,16 @@ def test_the_checkpoints_sampling_rate_is_the_default(videos, classifier, proces
     (tmp_path / "config.json").write_text(config.to_json_string())
     model = VideoMAEForVideoClassification.from_pretrained(tmp_path)
     assert checkpoint_sampling_rate(model.config) == 2
-    [recorded] = classify_videos([path], model, processor, num_clips=2, num_workers=0)
+    [recorded] = classify_videos([path], model, processor, num_clips=2, num_workers=0, dtype="float32")
     torch.testing.assert_close(recorded.output, _one_by_one(path, classifier, processor, 2, rate=2))
-    [given] = classify_videos([path], model, processor, sampling_rate=4, num_clips=2, num_workers=0)
+    [given] = classify_videos([path], model, processor, sampling_rate=4, num_clips=2, num_workers=0, dtype="float32")
     assert not torch.allclose(given.output, recorded.output)
 
 
 def test_embed_videos_is_the_mean_of_encoder_tokens(videos, processor) -> None:  # noqa: ANN001
     torch.manual_seed(1)
     encoder = VideoMAEModel(VideoMAEConfig(**TINY)).eval()
-    results = list(embed_videos(videos, encoder, processor, num_clips=2, batch_size=3, num_workers=0))
+    results = list(embed_videos(videos, encoder, processor, num_clips=2, batch_size=3, num_workers=0, dtype="float32"))
     assert [r.ok for r in results] == [True, True, False, True, True]
     pixels = load_clips(videos[0], processor, 4, DEFAULT_SAMPLING_RATE, 2)
     with torch.no_grad():

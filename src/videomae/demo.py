@@ -114,10 +114,27 @@ def _stage(message: str) -> None:
 _RUNS = ("pretrain", "finetune-pretrained", "finetune-scratch")
 
 
+def _precision(device: str) -> str:
+    """fp32 on every CPU, also one with bf16 matrix units where training's 'auto' is bf16: this
+    width-96 model pretrained no faster in bf16 there (234 against 240 clips/s, docs/demo.md),
+    and fp32 keeps a seed's published result the same on CPUs with and without them. A GPU: auto."""
+    from .devices import resolve_device
+
+    return "fp32" if resolve_device(device).type == "cpu" else "auto"
+
+
+def _resolved_precision(device: str) -> str:
+    from .devices import resolve_device
+    from .train.runner import resolve_precision
+
+    return resolve_precision(_precision(device), resolve_device(device))[0]
+
+
 def _common(out: Path, name: str, seed: int, device: str, workers: int | None, progress: bool,
             sampling_rate: int) -> dict[str, Any]:
-    return dict(output_dir=str(out / name), seed=seed, device=device, num_workers=workers, progress=progress,
-                sampling_rate=sampling_rate, flip=False,  # a flip turns "left" into "right"
+    return dict(output_dir=str(out / name), seed=seed, device=device, precision=_precision(device),
+                num_workers=workers, progress=progress, sampling_rate=sampling_rate,
+                flip=False,  # a flip turns "left" into "right"
                 log_every=5, checkpoint_every=10**9, keep_last=1)
 
 
@@ -174,8 +191,8 @@ def run_demo(out_dir: str | os.PathLike = "demo-out", recipe: DemoRecipe = RECIP
             continue
         tests[name] = evaluate(model=runs[name]["model_dir"], data=str(data.list_path("test")),
                                labels=str(data.labels_path), output_dir=str(out / f"finetune-{name}" / "test"),
-                               seed=seed, device=device, num_workers=workers, progress=progress,
-                               sampling_rate=recipe.sampling_rate, **recipe.eval_views)
+                               seed=seed, device=device, precision=_precision(device), num_workers=workers,
+                               progress=progress, sampling_rate=recipe.sampling_rate, **recipe.eval_views)
         times[f"finetune_{name}"] = time.perf_counter() - t
         _stage(f"    test accuracy {tests[name]['top1']:.3f} ({times[f'finetune_{name}']:.0f} s)")
 
@@ -191,7 +208,8 @@ def run_demo(out_dir: str | os.PathLike = "demo-out", recipe: DemoRecipe = RECIP
         "seed": seed,
         "recipe": _jsonable(asdict(recipe)),
         "machine": {"device": _device_name(device), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version()},
+                    "torch": torch.__version__, "python": platform.python_version(),
+                    "precision": _resolved_precision(device)},
         "files": {"reconstruction": str(pictures[0]), "curves": str(pictures[1]),
                   "pretrained_model": pre["model_dir"],
                   "finetuned_models": {name: runs[name]["model_dir"] for name in runs}},

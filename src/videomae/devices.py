@@ -4,12 +4,16 @@ pipeline and training (single process or one GPU per torchrun process)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# /proc/cpuinfo flags of CPUs that multiply bf16 matrices in hardware, best first, and their names.
+_BF16_CPU_FLAGS = (("amx_bf16", "AMX bf16"), ("avx512_bf16", "AVX512-BF16"))
 
 
 def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
@@ -30,15 +34,52 @@ def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.devic
     return device
 
 
+@functools.cache
+def cpu_bf16_units() -> str | None:
+    """The CPU's bf16 matrix units ('AMX bf16', 'AVX512-BF16'), or None without them.
+
+    With them a ViT-B 16x224 forward on 2 threads runs about 4x faster in bf16 than in fp32
+    (logits within 5e-3 relative); without them bf16 is emulated and slower than fp32. Read
+    from /proc/cpuinfo, so None off Linux: there 'auto' keeps float32 on the CPU."""
+    try:
+        return bf16_units_in(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return None
+
+
+def bf16_units_in(cpuinfo: str) -> str | None:
+    """`cpu_bf16_units` of a /proc/cpuinfo text (its first `flags` line)."""
+    flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines() if line.startswith("flags")),
+                 set())
+    return next((name for flag, name in _BF16_CPU_FLAGS if flag in flags), None)
+
+
 def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """'auto' -> bfloat16 on CUDA, float32 elsewhere; else float32, bfloat16 or float16."""
+    """'auto' -> bfloat16 on CUDA and on CPUs with bf16 matrix units (`cpu_bf16_units`), float32
+    on other CPUs; else float32, bfloat16 or float16."""
     if isinstance(name, torch.dtype):
         return name
     if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return torch.bfloat16 if device.type == "cuda" or cpu_bf16_units() else torch.float32
     if name not in _DTYPES:
         raise ValueError(f"dtype {name!r}: expected auto, {', '.join(_DTYPES)}")
     return _DTYPES[name]
+
+
+def dtype_reason(name: str | torch.dtype, device: torch.device) -> str:
+    """Why `resolve_dtype(name, device)` chose what it chose, for the line the CLI and training
+    print ("CPU has AMX bf16"): on the CPU 'auto' depends on the machine, so say which way."""
+    if name != "auto":
+        return "as asked"
+    if device.type != "cpu":
+        return f"auto on {device.type.upper()}"
+    units = cpu_bf16_units()
+    return f"CPU has {units}" if units else "CPU has no AMX or AVX512-BF16"
+
+
+def describe_dtype(name: str | torch.dtype, device: torch.device) -> str:
+    """One line: 'dtype: bfloat16 (CPU has AMX bf16)'."""
+    return f"dtype: {str(resolve_dtype(name, device)).removeprefix('torch.')} ({dtype_reason(name, device)})"
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
@@ -85,4 +126,5 @@ def one_thread_worker(_: int = 0) -> None:
     torch.set_num_threads(1)
 
 
-__all__ = ["resolve_device", "resolve_dtype", "autocast", "default_num_workers", "one_thread_worker", "model_threads"]
+__all__ = ["resolve_device", "resolve_dtype", "cpu_bf16_units", "bf16_units_in", "dtype_reason", "describe_dtype",
+           "autocast", "default_num_workers", "one_thread_worker", "model_threads"]

@@ -343,6 +343,17 @@ def nvdec_decoder(device: str | torch.device) -> FrameDecoder:
 
 
 # --------------------------------------------------------------------------- running a model
+GPU_BATCH_SIZE = 8  # clips a forward pass on a GPU, where larger batches use it better
+
+
+def default_batch_size(device: torch.device, num_clips: int) -> int:
+    """8 clips on a GPU; on the CPU one video's clips. A CPU gains nothing from batching clips (a
+    ViT-B clip is already 1568 tokens a matrix product), and a batch that waits for the clips of
+    several videos keeps the model idle while they decode, instead of running on one while the
+    next decodes."""
+    return GPU_BATCH_SIZE if device.type == "cuda" else num_clips
+
+
 @dataclass
 class VideoResult:
     """One video's outputs: per clip, and their mean; or the error that kept it from the model."""
@@ -410,7 +421,7 @@ def run_videos(
     clip_len: int,
     sampling_rate: int = DEFAULT_SAMPLING_RATE,
     num_clips: int = 4,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
@@ -423,19 +434,20 @@ def run_videos(
     every video, in batches of `batch_size` clips that may mix videos. Yields one result per
     path, in order; a video that cannot be read is a result with `error`.
 
+    batch_size: None -> `default_batch_size(device, num_clips)`.
     decoder: None (PyAV in worker processes), "nvdec" (NVDEC on the model's GPU, in
     `num_workers` threads of this process; 8 was the best on an H200), or a `FrameDecoder`.
     decoder_resize: the PyAV decoder scales frames to the processor's shorter side as it converts
     them (about 1.8x faster decoding; FFmpeg's bilinear filter, so pixels differ from the
     processor's PIL-equal resize by a few levels). False keeps transformers' numbers.
-
     progress: a bar with videos/s on stderr; None shows it when stderr is a terminal.
     """
+    device = resolve_device(device)
+    batch_size = default_batch_size(device, num_clips) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     from tqdm.auto import tqdm
 
-    device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     gpu_decoder = decoder == "nvdec"
     if gpu_decoder:
@@ -500,7 +512,7 @@ def classify_videos(
     *,
     sampling_rate: int | None = None,
     num_clips: int = 4,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     dtype: str | torch.dtype = "auto",
     progress: bool | None = False,
@@ -542,7 +554,7 @@ def embed_videos(
     *,
     sampling_rate: int | None = None,
     num_clips: int = 4,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     dtype: str | torch.dtype = "auto",
     progress: bool | None = False,
@@ -569,7 +581,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 __all__ = [
-    "classify_videos", "embed_videos", "run_videos", "VideoResult", "video_features",
+    "classify_videos", "embed_videos", "run_videos", "default_batch_size", "VideoResult", "video_features",
     "VideoClips", "DecodedVideo", "FrameDecoder", "decoded_videos", "normalize", "forward_clips", "load_clips",
     "clip_indices",
     "expand_videos",

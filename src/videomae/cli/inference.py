@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import pipeline
-from ..devices import default_num_workers, resolve_device
+from ..devices import default_num_workers, describe_dtype, resolve_device
 from ..writers import check_feature_path, embed_to_parquet, write_features
 
 
@@ -29,12 +29,33 @@ class ErrorLog:
         print(f"videomae {self.command}: error: {message}", file=sys.stderr, flush=True)
 
 
+class OnceLine:
+    """A line for stderr, printed before the first result (a run that fails at once prints only
+    its error)."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+
+    def __call__(self) -> None:
+        if self.text:
+            print(self.text, file=sys.stderr, flush=True)
+            self.text = None
+
+
 def _prepare(model, args, compile_blocks: bool = False):  # noqa: ANN001,ANN202
     """Move the model to its device (and compile it); return the checkpoint's processor."""
     model.to(resolve_device(args.device))
     if compile_blocks:
         model.compile_blocks()
     return pipeline.load_processor(args.model, model.config, args.offline)
+
+
+def _dtype_line(args) -> OnceLine:  # noqa: ANN001
+    """'dtype: bfloat16 (CPU has AMX bf16)': on the CPU 'auto' depends on the machine, so say
+    which way it went (nothing for an exported file, whose precision was fixed when exported)."""
+    from ..exported import is_exported
+
+    return OnceLine(None if is_exported(args.model) else describe_dtype(args.dtype, resolve_device(args.device)))
 
 
 def _run_options(args) -> dict:  # noqa: ANN001
@@ -51,12 +72,14 @@ def classify(args) -> int:  # noqa: ANN001
     id2label = pipeline.read_label_names(args.labels, config.num_labels) if args.labels else None
     processor = _prepare(model, args, args.compile)
     errors = ErrorLog("classify")
+    dtype_line = _dtype_line(args)
     width = max([len(str(p)) for p in paths] + [5])
     header = args.format == "table"  # printed before the first result, so a failure alone prints only its error
     for result in pipeline.classify_videos(paths, model, processor, id2label=id2label, **_run_options(args)):
         if not result.ok:
             errors(result.error)
             continue
+        dtype_line()
         top = result.top_k(args.top_k)
         if args.format == "jsonl":
             record = {"video": str(result.path), "clips": result.num_clips,
@@ -87,14 +110,16 @@ def embed(args) -> int:  # noqa: ANN001
     kind = {"auto": kind}.get(args.features, args.features)
     processor = _prepare(model, args, args.compile)
     errors = ErrorLog("embed")
+    dtype_line = _dtype_line(args)
     if out.suffix.lower() == ".parquet":
-        return _embed_parquet(args, out, paths, model, processor, errors)
+        return _embed_parquet(args, out, paths, model, processor, errors, dtype_line)
     names: list[str] = []
     rows: list[np.ndarray] = []
     for result in pipeline.embed_videos(paths, model, processor, features=args.features, **_run_options(args)):
         if not result.ok:
             errors(result.error)
             continue
+        dtype_line()
         names.append(str(result.path))
         rows.append(result.output.numpy())
     if not rows:
@@ -106,13 +131,14 @@ def embed(args) -> int:  # noqa: ANN001
     return 1 if errors.count else 0
 
 
-def _embed_parquet(args, out, paths, model, processor, errors: ErrorLog) -> int:  # noqa: ANN001
+def _embed_parquet(args, out, paths, model, processor, errors: ErrorLog, dtype_line: OnceLine) -> int:  # noqa: ANN001
     options = _run_options(args)
     done = clips = 0
     for result in embed_to_parquet(paths, model, processor, out, model_id=args.model, kind=args.features,
                                    sampling_rate=options.pop("sampling_rate"), num_clips=options.pop("num_clips"),
                                    **options):
         if result.ok:
+            dtype_line()
             done += 1
             clips += result.num_clips
         else:
@@ -184,14 +210,16 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
     if batch:
         parser.add_argument("--num-clips", type=_positive, default=4, metavar="N",
                             help="clips per video, evenly spaced in time; their outputs are averaged (default: 4)")
-        parser.add_argument("--batch-size", type=_positive, default=8, metavar="N",
-                            help="clips per forward pass; clips of several videos share one (default: 8)")
+        parser.add_argument("--batch-size", type=_positive, default=None, metavar="N",
+                            help="clips per forward pass; clips of several videos share one (default: 8 on a GPU; "
+                                 "on the CPU one video's clips, so the model runs on a video while the next decodes)")
         parser.add_argument("--num-workers", "--workers", dest="num_workers", type=int,
                             default=default_num_workers(), metavar="N",
                             help="processes decoding videos ahead of the model; 0 decodes in this process "
                                  "(default: the CPUs this process may use, but one)")
         parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                            help="compute precision (default: auto = bfloat16 on CUDA, float32 on CPU)")
+                            help="compute precision (default: auto = bfloat16 on CUDA and on CPUs with bf16 matrix "
+                                 "units, AMX or AVX512-BF16; float32 on other CPUs)")
         parser.add_argument("--compile", action="store_true",
                             help="torch.compile the transformer blocks (worth it for many videos on a GPU)")
         parser.add_argument("--decoder", choices=("pyav", "nvdec"), default="pyav",

@@ -31,7 +31,8 @@ def add_arguments(parser) -> None:  # noqa: ANN001
                              "only")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                        help="compute precision (default: auto = bfloat16 on CUDA, float32 on CPU)")
+                        help="compute precision (default: auto = bfloat16 on CUDA and on CPUs with bf16 matrix "
+                             "units, AMX or AVX512-BF16; float32 on other CPUs)")
     parser.add_argument("--offline", action="store_true", help="never reach the Hugging Face hub")
     parser.add_argument("--batch-size", type=_positive, default=defaults.batch_size, metavar="N",
                         help=f"most clips per model batch, from any number of requests "
@@ -53,6 +54,7 @@ def add_arguments(parser) -> None:  # noqa: ANN001
 
 def run(args) -> int:  # noqa: ANN001
     from .. import serve
+    from ..devices import describe_dtype
 
     missing = serve.missing_dependencies()
     if missing:
@@ -69,6 +71,7 @@ def run(args) -> int:  # noqa: ANN001
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     model = app.state.service.model
+    print(f"videomae serve: {describe_dtype(options.dtype, model.device)}", file=sys.stderr, flush=True)
     print(f"videomae serve: {model.name} ({', '.join(model.tasks)}) on http://{shown}:{port}/"
           f"{' (token required)' if options.token else ''}", file=sys.stderr, flush=True)
     serve.run(app, sock, max_connections=options.max_queue * 4 + 64)

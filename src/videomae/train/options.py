@@ -39,7 +39,8 @@ class BaseOptions:
     output_dir: str = _opt("runs/videomae", "folder for checkpoints, metrics.jsonl, options.json and plots")
     seed: int = _opt(0, "seed of model initialisation, data order, augmentation and masking")
     device: str = _opt("auto", "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'")
-    precision: str = _opt("auto", "'auto' (bf16 on CUDA, fp32 on CPU), 'fp32', 'bf16' or 'fp16' (with loss scaling)")
+    precision: str = _opt("auto", "'auto' (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32), 'fp32', "
+                                   "'bf16' or 'fp16' (with loss scaling)")
     num_workers: int | None = _opt(None, "DataLoader worker processes per GPU (None: the CPUs per process but one; "
                                          "0: load in the main process); with decoder 'nvdec', loading threads")
     progress: bool = _opt(True, "show progress bars (rank 0 only)")

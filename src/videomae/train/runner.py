@@ -46,12 +46,13 @@ class RunContext:
 
 
 def resolve_precision(precision: str, device: torch.device) -> tuple[str, torch.dtype | None]:
-    """'auto' -> bf16 on GPUs that have it (else fp16), fp32 on the CPU."""
+    """'auto' -> bf16 on GPUs that have it (else fp16), bf16 on CPUs with bf16 matrix units
+    (`devices.cpu_bf16_units`: AMX, AVX512-BF16), fp32 on other CPUs."""
     if precision == "auto":
         if device.type == "cuda":
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            precision = "fp32"
+            precision = "bf16" if devices.cpu_bf16_units() else "fp32"
     return precision, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
@@ -83,6 +84,7 @@ def run_context(options: BaseOptions) -> Iterator[RunContext]:
         else:
             _PACKAGE_LOGGER.setLevel(logging.ERROR)  # only rank 0 logs
         precision, dtype = resolve_precision(options.precision, dist.device)
+        logger.info("precision: %s (%s)", precision, devices.dtype_reason(options.precision, dist.device))
         metrics = MetricsWriter(out_dir, enabled=dist.is_main)
         yield RunContext(options, dist, out_dir, metrics, dtype, precision)
     finally:
@@ -197,9 +199,9 @@ def fit(
                               min_lr=scaled_lr(options.min_lr, plan.global_batch),
                               warmup_lr=scaled_lr(options.warmup_lr, plan.global_batch))
     logger.info("%d videos, %d process(es) x %d per device x %d accumulation = batch %d; %d steps per epoch, "
-                "%d in all; peak lr %.3g, %d warmup steps; precision %s", len(dataset), dist.world_size,
+                "%d in all; peak lr %.3g, %d warmup steps", len(dataset), dist.world_size,
                 plan.per_device, plan.accum, plan.global_batch, plan.steps_per_epoch, total_steps, peak,
-                schedule.warmup_steps, ctx.precision)
+                schedule.warmup_steps)
 
     raw_model.to(device)
     if options.gradient_checkpointing:
