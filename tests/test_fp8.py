@@ -86,3 +86,20 @@ def test_from_pretrained_float8_loads_for_fp8_inference_and_refuses_to_save(tmp_
         assert rel(fp8(x.bfloat16()).logits, model(x).logits) < 0.08
     with pytest.raises(ValueError, match="FP8"):
         fp8.save_pretrained(tmp_path / "again")
+
+
+def test_cli_dtype_float8_needs_a_gpu_with_fp8_units(tmp_path) -> None:  # noqa: ANN001
+    """On a machine without FP8 units (CPU here) `--dtype float8` is a one-line error, not a slow
+    emulation."""
+    import subprocess
+    import sys
+
+    model = videomae.VideoMAEForVideoClassification(videomae.VideoMAEConfig(**TINY))
+    model.save_pretrained(tmp_path / "m")
+    from videomae.data.synthetic import render_clip, write_video
+    import numpy as np
+
+    video = write_video(tmp_path / "v.mp4", render_clip(0, np.random.default_rng(0), num_frames=8, size=32))
+    done = subprocess.run([sys.executable, "-m", "videomae", "classify", str(video), "--model", str(tmp_path / "m"),
+                           "--dtype", "float8", "--device", "cpu"], capture_output=True, text=True)
+    assert done.returncode != 0 and "FP8 matrix units" in done.stderr and "Traceback" not in done.stderr

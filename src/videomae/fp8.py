@@ -32,14 +32,12 @@ E4M3_MAX = float(torch.finfo(E4M3).max)  # 448
 
 
 def float8_supported(device: str | torch.device) -> bool:
-    """Whether FP8 products run on `device`: a GPU of compute capability >= 8.9 (Ada, Hopper,
-    Blackwell), or a CPU (emulated by torch: correct, not fast)."""
+    """Whether FP8 products run fast on `device`: a GPU of compute capability >= 8.9 (Ada,
+    Hopper, Blackwell). (A CPU emulates them: right numbers, far slower than bf16.)"""
     device = torch.device(device)
-    if not hasattr(torch, "_scaled_mm"):
+    if not hasattr(torch, "_scaled_mm") or device.type != "cuda" or not torch.cuda.is_available():
         return False
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 9)
-    return device.type == "cpu"
+    return torch.cuda.get_device_capability(device) >= (8, 9)
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -44,7 +44,15 @@ class OnceLine:
 
 def _prepare(model, args, compile_blocks: bool = False):  # noqa: ANN001,ANN202
     """Move the model to its device (and compile it); return the checkpoint's processor."""
-    model.to(resolve_device(args.device))
+    device = resolve_device(args.device)
+    model.to(device)
+    if getattr(args, "dtype", None) == "float8":
+        from ..fp8 import float8_supported, quantize_float8
+
+        if not float8_supported(device):
+            raise ValueError(f"--dtype float8 needs a GPU with FP8 matrix units (compute capability 8.9 or higher: "
+                             f"Ada, Hopper, Blackwell); {device} has none")
+        quantize_float8(model)
     if compile_blocks:
         model.compile_blocks()
     return pipeline.load_processor(args.model, model.config, args.offline)
@@ -55,12 +63,15 @@ def _dtype_line(args) -> OnceLine:  # noqa: ANN001
     which way it went (nothing for an exported file, whose precision was fixed when exported)."""
     from ..exported import is_exported
 
+    if args.dtype == "float8":
+        return OnceLine("dtype: float8 (the blocks' linear layers in e4m3 with row-wise scales, the rest bfloat16)")
     return OnceLine(None if is_exported(args.model) else describe_dtype(args.dtype, resolve_device(args.device)))
 
 
 def _run_options(args) -> dict:  # noqa: ANN001
     return dict(sampling_rate=args.sampling_rate, num_clips=args.num_clips, batch_size=args.batch_size,
-                num_workers=args.num_workers, dtype=args.dtype, progress=args.progress,
+                num_workers=args.num_workers, dtype="bfloat16" if args.dtype == "float8" else args.dtype,
+                progress=args.progress,
                 decoder_resize=not args.exact_resize, decoder=args.decoder)
 
 
@@ -98,6 +109,8 @@ def classify(args) -> int:  # noqa: ANN001
 # --------------------------------------------------------------------------- embed
 def embed(args) -> int:  # noqa: ANN001
     if args.engine == "ray":
+        if args.dtype == "float8":
+            raise ValueError("--dtype float8: not with --engine ray (its actors load the model in bf16 or fp32)")
         return _embed_ray(args)
     for flag, value in (("--address", args.address), ("--shard-size", args.shard_size), ("--actors", args.actors)):
         if value is not None:
@@ -217,9 +230,10 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
                             default=default_num_workers(), metavar="N",
                             help="processes decoding videos ahead of the model; 0 decodes in this process "
                                  "(default: the CPUs this process may use, but one)")
-        parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+        parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16", "float8"),
                             help="compute precision (default: auto = bfloat16 on CUDA and on CPUs with bf16 matrix "
-                                 "units, AMX or AVX512-BF16; float32 on other CPUs)")
+                                 "units, AMX or AVX512-BF16; float32 on other CPUs; float8: the blocks' linear "
+                                 "layers in FP8, on GPUs with FP8 units)")
         parser.add_argument("--compile", action="store_true",
                             help="torch.compile the transformer blocks (worth it for many videos on a GPU)")
         parser.add_argument("--decoder", choices=("pyav", "nvdec"), default="pyav",
