@@ -16,6 +16,7 @@ import argparse
 import json
 import platform
 import statistics
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -66,12 +67,11 @@ def run_shape(label: str, shape: tuple[int, int, int, int]) -> list[dict]:
         reference = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
     flops = 4 * b * h * n * n * d
     rows = [{"shape": label, "backend": "default", "kernel": default_kernel(q, k, v)}]
-    candidates = {name: (lambda be: (lambda x, y, z: _with(be, x, y, z)))(be) for name, be in BACKENDS.items()}
+    candidates = {name: partial(_with, be) for name, be in BACKENDS.items()}
     try:
         from torch.nn.attention.flex_attention import flex_attention
 
-        compiled_flex = torch.compile(flex_attention)
-        candidates["flex (compiled)"] = lambda x, y, z: compiled_flex(x, y, z)
+        candidates["flex (compiled)"] = torch.compile(flex_attention)
     except ImportError:
         pass
     for name, attend in candidates.items():
@@ -79,9 +79,9 @@ def run_shape(label: str, shape: tuple[int, int, int, int]) -> list[dict]:
         try:
             out = attend(q, k, v)
             row["error_vs_fp32_math"] = float((out.float() - reference).norm() / reference.norm())
-            row["forward_ms"] = timed(lambda: attend(q, k, v))
+            row["forward_ms"] = timed(partial(attend, q, k, v))
             qg, kg, vg = (t.detach().clone().requires_grad_() for t in (q, k, v))
-            row["forward_backward_ms"] = timed(lambda: attend(qg, kg, vg).backward(grad))
+            row["forward_backward_ms"] = timed(partial(_backward, attend, qg, kg, vg, grad))
             row["forward_tflops"] = flops / row["forward_ms"] / 1e9
             row["forward_backward_tflops"] = 3.5 * flops / row["forward_backward_ms"] / 1e9
         except RuntimeError as err:  # a backend that cannot run this shape says so
@@ -90,6 +90,10 @@ def run_shape(label: str, shape: tuple[int, int, int, int]) -> list[dict]:
         print(json.dumps(row), flush=True)
     print(json.dumps(rows[0]), flush=True)
     return rows
+
+
+def _backward(attend, q, k, v, grad) -> None:
+    attend(q, k, v).backward(grad)
 
 
 def _with(backend: SDPBackend, q, k, v):

@@ -396,7 +396,8 @@ def main() -> None:
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "videomae-pipeline"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "pipeline.json"))
     parser.add_argument("--variant", action="append", choices=["raw", *PREPARED], help="data (default: all)")
-    parser.add_argument("--decoder", action="append", choices=("pyav", "nvdec"), help="decoders of pretrain and embed runs")
+    parser.add_argument("--decoder", action="append", choices=("pyav", "nvdec"),
+                        help="decoders of pretrain and embed runs")
     parser.add_argument("--count", type=int, default=512)
     parser.add_argument("--workers", type=int, default=None, help="decode processes / loader workers (CPUs - 1)")
     parser.add_argument("--batch", type=int, default=64, help="clips per step")

@@ -204,7 +204,8 @@ def table(records: list[dict[str, Any]]) -> str:
             by_machine.setdefault((r["name"], r["machine"]["device"]), []).append(r)
         for (name, machine), runs in by_machine.items():
             if len(runs) > 1:
-                lines.append(f"| {name} | mean of {len(runs)} ({machine}) | **{_spread([r['test']['pretrained'] for r in runs])}**"
+                mean = _spread([r["test"]["pretrained"] for r in runs])
+                lines.append(f"| {name} | mean of {len(runs)} ({machine}) | **{mean}**"
                              f" | {_spread([r['test']['scratch'] for r in runs])} | "
                              f"{statistics.fmean(r['seconds']['total'] for r in runs):.0f} s | |")
     return "\n".join(lines)

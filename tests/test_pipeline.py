@@ -200,7 +200,8 @@ def test_decoder_resize_gives_the_same_clips_within_a_few_levels(videos, process
         assert diff.mean() < 3 and diff.quantile(0.99) <= 16, (index, diff.mean(), diff.max())
     assert fast[2].clips is None and fast[2].error.startswith(str(videos[2]))
     # a decoder of one's own, or a resize the decoder cannot do, keeps the processor's resize
-    assert VideoClips(videos, processor, 4, 2, 1, decoder=lambda p, i: read_video(p, i), decoder_resize=True).short_side is None
+    own = VideoClips(videos, processor, 4, 2, 1, decoder=lambda p, i: read_video(p, i), decoder_resize=True)
+    assert own.short_side is None
     square = VideoMAEImageProcessor(size={"height": 32, "width": 32}, crop_size=32)
     assert VideoClips(videos, square, 4, 2, 1, decoder_resize=True).short_side is None
 

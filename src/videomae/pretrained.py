@@ -334,9 +334,9 @@ class PreTrainedVideoMAE(nn.Module):
         Config fields can be overridden by keyword (`num_labels=10`); a new head size needs
         `ignore_mismatched_sizes=True`. `dtype` (`torch_dtype` in transformers 4.x) casts the
         weights; "auto" keeps the checkpoint's; "float8" loads for FP8 inference (the linear layers
-        of the transformer blocks in e4m3, the rest in bf16; `videomae.fp8`). With `output_loading_info=True` the second value
-        is transformers' dict: sets of `missing_keys` and `unexpected_keys`, `mismatched_keys`
-        and `error_msgs`, under transformers' key names.
+        of the transformer blocks in e4m3, the rest in bf16; `videomae.fp8`). With
+        `output_loading_info=True` the second value is transformers' dict: sets of `missing_keys`
+        and `unexpected_keys`, `mismatched_keys` and `error_msgs`, under transformers' key names.
         """
         if torch_dtype is not None and dtype is not None and torch_dtype != dtype:
             raise ValueError(f"from_pretrained: dtype={dtype!r} and torch_dtype={torch_dtype!r} disagree; pass dtype")
