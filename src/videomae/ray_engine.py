@@ -4,7 +4,7 @@ Data (Ray schedules, retries and streams; nothing here schedules work).
     paths, sorted -> shards of `shard_size` (shard k = paths[k * size:(k + 1) * size], the same on every run)
       -> [Ray tasks, a CPU each: decode a video's clips, resize and crop; uint8]          `decode_row`
       -> [Ray actors via `map_batches`: the model, loaded once per actor; a GPU each
-          when the cluster has GPUs, else one thread beside the decoding tasks]          `ClipEmbedder`
+          when the cluster has GPUs, else threads beside the decoding tasks]             `ClipEmbedder`
       -> [this process: once all of a shard's rows have come, OUT/shard-K.parquet,
           written under a temporary name and renamed]
 
@@ -194,7 +194,7 @@ def embed_with_ray(
     HEAD:6379, or "auto" (RAY_ADDRESS, else the cluster `ray start` runs on this machine); None
     does the same, but starts a local instance for this run where there is no cluster.
 
-    device: auto = a GPU per actor when the cluster has GPUs, else CPU actors of one thread.
+    device: auto = a GPU per actor when the cluster has GPUs, else CPU actors of CPUs / actors threads.
     actors: how many model actors (default: the cluster's GPUs, or a quarter of its CPUs); a GPU
     actor takes a CPU, a CPU actor none, and the free CPUs decode. shard_size: videos per shard
     (default 256; 16 for the token grid).
@@ -270,8 +270,9 @@ def _run(ray, shards: list[list[str]], todo: list[int], out: Path, *, model_id: 
     dataset = ray.data.from_items(items).map(
         decode_row, num_cpus=1,
         fn_kwargs=dict(processor=processor, clip_len=clip_len, sampling_rate=rate, num_clips=num_clips))
-    # A GPU actor takes a CPU to feed its GPU. A CPU actor takes none: it runs the model on one
-    # thread beside the decoding tasks, which take every CPU. Given a CPU of its own, it left it idle
+    # A GPU actor takes a CPU to feed its GPU. A CPU actor takes none: it runs the model on its
+    # share of the CPUs (threads) beside the decoding tasks, which take every CPU, as the single
+    # process runs its model beside its decoding workers. Given a CPU of its own, it left it idle
     # while waiting for decoding, and Ray Data then ran one decoding task at a time on 2 CPUs: 7.3
     # against 9.2 videos/s with a model as cheap as decoding (benchmarks/RESULTS.md).
     # memory: the process, and the checkpoint and the model while loading; Ray places no more
@@ -285,7 +286,7 @@ def _run(ray, shards: list[list[str]], todo: list[int], out: Path, *, model_id: 
         **(dict(num_gpus=1) if on_gpu else {}),
         fn_constructor_kwargs=dict(model_id=model_id, offline=offline, kind=kind, processor=processor,
                                    device="cuda" if on_gpu else "cpu", dtype=dtype, batch_size=batch_size,
-                                   compile_blocks=compile_blocks, threads=1))
+                                   compile_blocks=compile_blocks, threads=max(1, cpus // actors)))
 
     pieces: dict[int, list] = {k: [] for k in todo}
     seen = dict.fromkeys(todo, 0)  # videos of each shard received

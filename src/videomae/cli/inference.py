@@ -263,8 +263,8 @@ def add_engine_arguments(parser) -> None:  # noqa: ANN001
                              "rerun finds the same ones (default: 256; 16 for --features tokens)")
     parser.add_argument("--actors", type=_positive, default=None, metavar="N",
                         help="--engine ray: model actors (default: one per GPU of the cluster, each with a CPU; "
-                             "without GPUs a quarter of its CPUs' count, one thread each, beside the decoding tasks "
-                             "that take every CPU)")
+                             "without GPUs a quarter of its CPUs' count, with CPUs / actors threads each, beside the "
+                             "decoding tasks that take every CPU)")
 
 
 def _positive(text: str) -> int:
