@@ -33,7 +33,7 @@ from videomae.ray_engine import MANIFEST, embed_with_ray, plan_shards, shard_pat
 
 TINY = dict(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=1,
             num_attention_heads=2, intermediate_size=64)
-CLIPS = dict(num_clips=2, sampling_rate=2)
+CLIPS = dict(num_clips=2, sampling_rate=2, dtype="float32")  # fp32 both ways: "auto" is bf16 on some CPUs
 
 
 @pytest.fixture(scope="module")
