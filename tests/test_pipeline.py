@@ -105,6 +105,46 @@ def test_on_the_cpu_a_batch_is_one_videos_clips_by_default(videos, processor) ->
     assert sizes == [8, 4]  # asked for: clips of several videos share a batch
 
 
+def test_concurrent_forward_passes_keep_every_videos_rows_in_order(videos, processor) -> None:  # noqa: ANN001
+    """On the CPU batches run in torch's threads at once; a later batch that finishes first must
+    not put a video's clips out of order, also where a video's clips straddle two batches."""
+    import threading
+    import time
+
+    threads: set[int] = set()
+    calls = iter(range(1000))
+    lock = threading.Lock()
+
+    def forward(pixels: torch.Tensor) -> torch.Tensor:
+        with lock:
+            threads.add(threading.get_ident())
+            call = next(calls)
+        assert torch.get_num_threads() == 1  # one thread an op while passes run side by side
+        time.sleep(0.1 if call % 2 == 0 else 0.0)  # every other batch finishes after the next one
+        return pixels.flatten(1)[:, :3]
+
+    def run() -> list[torch.Tensor | None]:
+        return [r.clip_outputs for r in run_videos(videos, forward, processor, clip_len=4, num_clips=3, batch_size=2,
+                                                   num_workers=0)]
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        concurrent = run()
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.get_num_threads() == previous and len(threads) > 1
+    torch.set_num_threads(1)  # one pass at a time, here
+    try:
+        threads.clear()
+        one_at_a_time = run()
+    finally:
+        torch.set_num_threads(previous)
+    assert len(threads) == 1
+    for a, b in zip(concurrent, one_at_a_time):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
 def test_worker_processes_give_the_same_results(videos, classifier, processor) -> None:  # noqa: ANN001
     here = list(classify_videos(videos, classifier, processor, num_clips=2, batch_size=3, num_workers=0))
     workers = list(classify_videos(videos, classifier, processor, num_clips=2, batch_size=3, num_workers=2))

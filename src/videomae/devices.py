@@ -113,6 +113,26 @@ def model_threads(device: torch.device, workers: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@contextlib.contextmanager
+def forward_streams(device: torch.device) -> Iterator[int]:
+    """How many forward passes the inference pipeline runs at once: on the CPU as many as torch
+    has threads, each pass on one thread (torch set to one thread an op meanwhile, restored
+    after); elsewhere one. Split over threads, every op ends with its threads waiting for each
+    other, so when anything else takes a core (the decoding worker, other programs) the whole
+    model waits for its slowed thread; whole passes on one thread each never wait for each other.
+    Measured on 2 shared cores, ViT-B bf16 with one decoding worker: 2.1 s a video this way
+    against 9.0 s with passes split over 2 threads (benchmarks/RESULTS.md)."""
+    streams = torch.get_num_threads() if device.type == "cpu" else 1
+    if streams == 1:
+        yield 1
+        return
+    torch.set_num_threads(1)
+    try:
+        yield streams
+    finally:
+        torch.set_num_threads(streams)
+
+
 def default_num_workers() -> int:
     """Decoding worker processes for this process: the CPUs it may use (shared among the
     processes torchrun starts on this machine), but one, which the model's process needs."""
@@ -127,4 +147,4 @@ def one_thread_worker(_: int = 0) -> None:
 
 
 __all__ = ["resolve_device", "resolve_dtype", "cpu_bf16_units", "bf16_units_in", "dtype_reason", "describe_dtype",
-           "autocast", "default_num_workers", "one_thread_worker", "model_threads"]
+           "autocast", "forward_streams", "default_num_workers", "one_thread_worker", "model_threads"]

@@ -22,6 +22,7 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -32,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .config import CONFIG_NAME, VideoMAEConfig
-from .devices import autocast, default_num_workers, one_thread_worker, resolve_device, resolve_dtype
+from .devices import autocast, default_num_workers, forward_streams, one_thread_worker, resolve_device, resolve_dtype
 from .hub import resolve_file
 from .processing import VideoMAEImageProcessor, guess_processor
 
@@ -441,6 +442,9 @@ def run_videos(
     them (about 1.8x faster decoding; FFmpeg's bilinear filter, so pixels differ from the
     processor's PIL-equal resize by a few levels). False keeps transformers' numbers.
     progress: a bar with videos/s on stderr; None shows it when stderr is a terminal.
+
+    On the CPU, batches run in as many threads as torch has, one thread each (torch runs one
+    thread an op until the iteration ends): see `devices.forward_streams`.
     """
     device = resolve_device(device)
     batch_size = default_batch_size(device, num_clips) if batch_size is None else batch_size
@@ -465,18 +469,38 @@ def run_videos(
     pending: deque[_Pending] = deque()
     batch: list[torch.Tensor] = []
     owners: list[tuple[_Pending, int]] = []
+    in_flight: deque[tuple[Future, list[tuple[_Pending, int]]]] = deque()  # oldest first
 
-    def run_batch() -> None:
-        out = forward_clips(torch.cat(batch), forward, processor, device, dtype)
+    def run_forward(clips: list[torch.Tensor]) -> torch.Tensor:
+        return forward_clips(torch.cat(clips), forward, processor, device, dtype)  # in the thread that runs it
+
+    def hand_out(out: torch.Tensor, batch_owners: list[tuple[_Pending, int]]) -> None:
         offset = 0
-        for owner, count in owners:
+        for owner, count in batch_owners:
             owner.rows.append(out[offset:offset + count])
             owner.received += count
             offset += count
+
+    def collect(wait_for: int) -> None:
+        """Hand out finished batches in the order they started (a video's rows stay in order):
+        at least `wait_for` of them, then any others already done."""
+        while in_flight and (wait_for > 0 or in_flight[0][0].done()):
+            future, batch_owners = in_flight.popleft()
+            hand_out(future.result(), batch_owners)
+            wait_for -= 1
+
+    def run_batch() -> None:
+        clips, batch_owners = list(batch), list(owners)
         batch.clear()
         owners.clear()
+        if pool is None:
+            hand_out(run_forward(clips), batch_owners)
+            return
+        in_flight.append((pool.submit(run_forward, clips), batch_owners))
+        collect(wait_for=len(in_flight) - streams + 1)  # keep at most `streams` running
 
     def finished() -> Iterator[VideoResult]:
+        collect(wait_for=0)
         while pending and pending[0].done:
             video = pending.popleft()
             bar.update(1)
@@ -485,24 +509,27 @@ def run_videos(
 
     bar = tqdm(total=len(dataset), unit="video", file=sys.stderr, disable=None if progress is None else not progress,
                dynamic_ncols=True)
-    try:
-        for video in videos:
-            entry = _Pending(video.path, 0 if video.clips is None else video.clips.shape[0], video.error)
-            pending.append(entry)
-            start = 0
-            while start < entry.expected:  # a video's clips may straddle two batches
-                take = min(batch_size - sum(count for _, count in owners), entry.expected - start)
-                batch.append(video.clips[start:start + take])
-                owners.append((entry, take))
-                start += take
-                if sum(count for _, count in owners) == batch_size:
-                    run_batch()
+    with forward_streams(device) as streams, contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(streams)) if streams > 1 else None
+        try:
+            for video in videos:
+                entry = _Pending(video.path, 0 if video.clips is None else video.clips.shape[0], video.error)
+                pending.append(entry)
+                start = 0
+                while start < entry.expected:  # a video's clips may straddle two batches
+                    take = min(batch_size - sum(count for _, count in owners), entry.expected - start)
+                    batch.append(video.clips[start:start + take])
+                    owners.append((entry, take))
+                    start += take
+                    if sum(count for _, count in owners) == batch_size:
+                        run_batch()
+                yield from finished()
+            if batch:
+                run_batch()
+            collect(wait_for=len(in_flight))
             yield from finished()
-        if batch:
-            run_batch()
-        yield from finished()
-    finally:
-        bar.close()
+        finally:
+            bar.close()
 
 
 def classify_videos(
