@@ -38,9 +38,10 @@ def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.devic
 def cpu_bf16_units() -> str | None:
     """The CPU's bf16 matrix units ('AMX bf16', 'AVX512-BF16'), or None without them.
 
-    With them a ViT-B 16x224 forward on 2 threads runs about 4x faster in bf16 than in fp32
-    (logits within 5e-3 relative); without them bf16 is emulated and slower than fp32. Read
-    from /proc/cpuinfo, so None off Linux: there 'auto' keeps float32 on the CPU."""
+    With them a ViT-B 16x224 forward runs about 3x faster in bf16 than in fp32 (AVX512-BF16, one
+    core: 1.4 s against 4.0 s; 4x reported with AMX), logits within 5e-3 relative; without them
+    bf16 is emulated and slower than fp32. Read from /proc/cpuinfo, so None off Linux: there
+    'auto' keeps float32 on the CPU."""
     try:
         return bf16_units_in(Path("/proc/cpuinfo").read_text())
     except OSError:
@@ -120,8 +121,8 @@ def forward_streams(device: torch.device) -> Iterator[int]:
     after); elsewhere one. Split over threads, every op ends with its threads waiting for each
     other, so when anything else takes a core (the decoding worker, other programs) the whole
     model waits for its slowed thread; whole passes on one thread each never wait for each other.
-    Measured on 2 shared cores, ViT-B bf16 with one decoding worker: 2.1 s a video this way
-    against 9.0 s with passes split over 2 threads (benchmarks/RESULTS.md)."""
+    Measured on 2 cores shared with other work, ViT-B bf16, one decoding worker: a median 2.5 s
+    a video this way against 13.4 s with passes split over 2 threads (benchmarks/RESULTS.md)."""
     streams = torch.get_num_threads() if device.type == "cpu" else 1
     if streams == 1:
         yield 1

@@ -158,7 +158,7 @@ class Attention(nn.Module):
 
 
 def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-                      block: int = 128) -> torch.Tensor:
+                      block: int = 64) -> torch.Tensor:
     """softmax(q k^T * scale) v, `block` queries at a time: (B, nh, N, hd) each -> (B, nh, N, hd).
     Two large matrix products a block, so bf16 runs on the CPU's bf16 units at their speed."""
     q = (q * scale).contiguous()  # contiguous once: a strided operand is copied by every product
@@ -174,8 +174,9 @@ def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: 
 def _blocks_beat_the_fused_kernel(q: torch.Tensor) -> bool:
     """bf16 inference on a CPU with AVX512-BF16 but no AMX: there torch's fused attention kernel
     multiplies small unpacked tiles and runs no faster than in fp32, and `blocked_attention` takes
-    half its time (a ViT-B layer, 1568 tokens, one core: 42 against 92 ms). With AMX the fused
-    kernel packs its tiles for the unit; unmeasured here, so it keeps the fused kernel."""
+    half its time (a ViT-B layer, 1568 tokens, one core: 40-45 against 92 ms; 64 queries a block
+    measured best, 128 about 15% slower). With AMX the fused kernel packs its tiles for the unit;
+    unmeasured here, so it keeps the fused kernel."""
     return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and not q.requires_grad
             and devices.cpu_bf16_units() == "AVX512-BF16")
 
