@@ -54,9 +54,11 @@ def frame_size(index: int) -> tuple[int, int]:
     return (320, round(320 * b / a / 2) * 2)
 
 
-def make_video(path: Path, index: int, seconds: float = 10.0, fps: int = 30, seed: int = 0) -> dict:
+def make_video(path: Path, index: int, seconds: float = 10.0, fps: int = 30, seed: int = 0,
+               size: tuple[int, int] | None = None) -> dict:
+    """One video; `size` (width, height) overrides the data set's `frame_size(index)`."""
     rng = np.random.default_rng([seed, index])
-    width, height = frame_size(index)
+    width, height = size or frame_size(index)
     margin = 96
     scene = pink_noise(height + 2 * margin, width + 2 * margin, rng).astype(np.int16)
     noise_bank = rng.normal(0, 2.5, (6, height, width, 3)).astype(np.int16)
