@@ -164,7 +164,9 @@ def profile(folder: Path, paths: list[Path], repeats: int) -> None:
     torch.set_num_threads(1)
     example, example_bf16 = TransformersExample(folder, torch.float32), TransformersExample(folder, torch.bfloat16)
     ours = load_classifier(str(folder)).eval()
-    clips = VideoClips(paths, load_processor(str(folder), ours.config), ours.config.num_frames, 4, 1)
+    processor = load_processor(str(folder), ours.config)
+    exact = VideoClips(paths, processor, ours.config.num_frames, 4, 1)
+    clips = VideoClips(paths, processor, ours.config.num_frames, 4, 1, decoder_resize=True)  # classify's default
     np.random.seed(0)
     frames = {}
     for path in paths:
@@ -199,7 +201,8 @@ def profile(folder: Path, paths: list[Path], repeats: int) -> None:
         "transformers: image processor": (process_theirs, len(paths)),
         "transformers: model, float32": (forward(example.model, None), 1),
         "transformers: model, bfloat16 weights": (forward(example_bf16.model, torch.bfloat16), 1),
-        "videomae: decode, resize and crop (worker)": (lambda: [clips[i] for i in range(len(paths))], len(paths)),
+        "videomae: decode, resize, crop (classify)": (lambda: [clips[i] for i in range(len(paths))], len(paths)),
+        "videomae: the same, --exact-resize": (lambda: [exact[i] for i in range(len(paths))], len(paths)),
         "videomae: model, bfloat16 autocast": (forward(ours, torch.bfloat16), 1),
     }
     print(f"CPU time a video on one core, median of {repeats}:")
