@@ -92,7 +92,7 @@ def test_probe_command_end_to_end(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "videomae", "probe", "--model", str(model), "--train-data", str(data / "list.txt"),
          "--eval-data", str(data), "--k", "20", "--num-clips", "2", "--epochs", "50", "--num-workers", "0",
-         "--sampling-rate", "2", "--no-progress"],
+         "--sampling-rate", "2", "--no-progress", "--dtype", "float32"],
         capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)

@@ -131,11 +131,13 @@ def extract_features(paths: Sequence[str | os.PathLike], model: nn.Module, proce
 def run_probe(model: str, train_data: str | os.PathLike, eval_data: str | os.PathLike, *, k: int = DEFAULT_K,
               epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-2, seed: int = 0, num_clips: int = 2,
               sampling_rate: int | None = None, batch_size: int = 8, num_workers: int | None = None,
-              device: str = "auto", offline: bool = False, progress: bool | None = False) -> ProbeResult:
+              device: str = "auto", offline: bool = False, progress: bool | None = False,
+              dtype: str = "auto") -> ProbeResult:
     """Probe the encoder of `model` (a folder, hub id or .pth): features of the `train_data`
     videos train the classifier and are the k-NN's memory; `eval_data` is scored. Both are
     `path label` lists or class folders (`videomae.data.datasets.load_records`); the eval set
-    uses the train set's class names."""
+    uses the train set's class names. `dtype`: the features' precision (auto: bf16 on a GPU and
+    on CPUs with bf16 units, as `videomae embed`)."""
     from .data.datasets import load_records
     from .devices import resolve_device
     from .pipeline import load_feature_model, load_processor
@@ -146,7 +148,7 @@ def run_probe(model: str, train_data: str | os.PathLike, eval_data: str | os.Pat
     net.to(resolve_device(device)).eval()
     processor = load_processor(model, net.config, offline)
     options = dict(num_clips=num_clips, sampling_rate=sampling_rate, batch_size=batch_size, num_workers=num_workers,
-                   progress=progress)
+                   progress=progress, dtype=dtype)
     with torch.no_grad():
         train = extract_features([r.path for r in train_records], net, processor, **options)
         eval_ = extract_features([r.path for r in eval_records], net, processor, **options)

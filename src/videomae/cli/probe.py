@@ -35,13 +35,16 @@ def add_arguments(parser) -> None:  # noqa: ANN001
                         metavar="N", help="processes decoding videos (default: the CPUs this process may use, but one)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                         help="no progress bar (default: a bar on stderr when it is a terminal)")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                        help="precision of the features (default: auto = bfloat16 on CUDA and on CPUs with bf16 "
+                             "matrix units, float32 elsewhere)")
 
 
 def run(args) -> int:  # noqa: ANN001
     result = run_probe(args.model, args.train_data, args.eval_data, k=args.k, epochs=args.epochs, lr=args.lr,
                        weight_decay=args.weight_decay, seed=args.seed, num_clips=args.num_clips,
                        sampling_rate=args.sampling_rate, batch_size=args.batch_size, num_workers=args.num_workers,
-                       device=args.device, offline=args.offline, progress=args.progress)
+                       device=args.device, offline=args.offline, progress=args.progress, dtype=args.dtype)
     print(json.dumps(result.as_dict()))
     return 0
 
