@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -23,24 +23,18 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gpu import Bench, bench  # noqa: E402
+
 SHAPES = {"1568 tokens, batch 16": (16, 12, 1568, 64), "160 tokens, batch 64": (64, 12, 160, 64)}
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
 
 
 def timed(fn, iters: int = 20, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    """Median CUDA-event milliseconds of `fn` (gpu.py's timer)."""
+    return bench(fn, Bench("cuda", tiny=False, iters=iters, compile_backend="inductor"), warmup=warmup)
 
 
 def default_kernel(q, k, v) -> str:

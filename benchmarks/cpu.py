@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pipeline_data  # noqa: E402
+from decode import read_video_pyav  # noqa: E402 (the transformers documentation's decoder)
 from machine import cpu_name  # noqa: E402
 
 from videomae import devices  # noqa: E402
@@ -83,17 +84,6 @@ def make_model(folder: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- transformers' example
-def read_video_pyav(container, indices):  # noqa: ANN001, ANN201 - as in the documentation
-    frames = []
-    container.seek(0)
-    start_index = indices[0]
-    end_index = indices[-1]
-    for i, frame in enumerate(container.decode(video=0)):
-        if i > end_index:
-            break
-        if i >= start_index and i in indices:
-            frames.append(frame)
-    return np.stack([x.to_ndarray(format="rgb24") for x in frames])
 
 
 def sample_frame_indices(clip_len, frame_sample_rate, seg_len):  # noqa: ANN001, ANN201 - as documented

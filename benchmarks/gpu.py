@@ -303,6 +303,16 @@ def run_inference(args, b: Bench, modes: list[str], peak: float, rows: list) -> 
     return ["inference b16", "inference b64"]
 
 
+def compare_training(workload: str, theirs, ours, n: int, kind: str, cfg, b: Bench, modes: list[str],
+                     flops: float, peak: float, rows: list) -> None:
+    """Both libraries' training step, eager and in the first two compile modes."""
+    for mode in [None, *modes[:2]]:
+        suffix = f" compiled {mode}" if mode else ""
+        for who, model, hf in (("transformers", theirs, True), ("ours", ours, False)):
+            measure(f"{workload} {who}{suffix}", partial(train_case, model, n, kind, hf, cfg, b, mode), n,
+                    flops, peak, rows, b)
+
+
 def run_finetune(args, b: Bench, modes: list[str], peak: float, rows: list) -> list[str]:
     """Fine-tuning step, batch 16, bf16 autocast, AdamW."""
     theirs, ours, cfg = build_pair("VideoMAEForVideoClassification", b, num_labels=400)
@@ -312,11 +322,7 @@ def run_finetune(args, b: Bench, modes: list[str], peak: float, rows: list) -> l
     if args.profile:
         profile_fn({"transformers": train_case(theirs, n, "finetune", True, cfg, b),
                     "ours": train_case(ours, n, "finetune", False, cfg, b)}, "finetune b16")
-    for mode in [None, *modes[:2]]:
-        suffix = f" compiled {mode}" if mode else ""
-        for who, model, hf in (("transformers", theirs, True), ("ours", ours, False)):
-            measure(f"finetune b16 {who}{suffix}", partial(train_case, model, n, "finetune", hf, cfg, b, mode), n,
-                    flops, peak, rows, b)
+    compare_training("finetune b16", theirs, ours, n, "finetune", cfg, b, modes, flops, peak, rows)
     if args.fp8:
         fp8_training(ours, 16, n, "finetune", cfg, b, modes, flops, peak, rows)
     return ["finetune b16"]
@@ -331,11 +337,7 @@ def run_pretrain(args, b: Bench, modes: list[str], peak: float, rows: list) -> l
     if args.profile:
         profile_fn({"transformers": train_case(theirs, n, "pretrain", True, cfg, b),
                     "ours": train_case(ours, n, "pretrain", False, cfg, b)}, "pretrain b32")
-    for mode in [None, *modes[:2]]:
-        suffix = f" compiled {mode}" if mode else ""
-        for who, model, hf in (("transformers", theirs, True), ("ours", ours, False)):
-            measure(f"pretrain b32 {who}{suffix}", partial(train_case, model, n, "pretrain", hf, cfg, b, mode), n,
-                    flops, peak, rows, b)
+    compare_training("pretrain b32", theirs, ours, n, "pretrain", cfg, b, modes, flops, peak, rows)
     # ours alone at larger batches: how far the step scales before memory runs out
     for batch in (64, 128, 256):
         m = b.batch(batch)

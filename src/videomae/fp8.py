@@ -99,9 +99,8 @@ class Float8Linear(nn.Module):
 def _encoder_linear(name: str, module: nn.Module) -> bool:
     """The default choice: every linear layer of the transformer blocks, none of the heads (the
     classifier and the decoder's pixel head are small, and their outputs are what users read)."""
-    return isinstance(module, nn.Linear) and not isinstance(module, Float8Linear) and (
-        ".blocks." in f".{name}." or ".layer." in f".{name}.") and module.in_features % 16 == 0 \
-        and module.out_features % 16 == 0
+    return isinstance(module, nn.Linear) and ".blocks." in f".{name}." \
+        and module.in_features % 16 == 0 and module.out_features % 16 == 0
 
 
 def quantize_float8(model: nn.Module, *, select: Callable[[str, nn.Module], bool] | None = None,

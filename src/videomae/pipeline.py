@@ -456,10 +456,10 @@ def run_videos(
     gpu_decoder = decoder == "nvdec"
     if gpu_decoder:
         decoder = nvdec_decoder(device)
-    elif isinstance(decoder, str) and decoder != "pyav":
-        raise ValueError(f"decoder must be 'pyav', 'nvdec' or a FrameDecoder, got {decoder!r}")
     elif decoder == "pyav":
         decoder = None
+    elif isinstance(decoder, str):
+        raise ValueError(f"decoder must be 'pyav', 'nvdec' or a FrameDecoder, got {decoder!r}")
     dataset = VideoClips([Path(p) for p in paths], processor, clip_len, sampling_rate, num_clips, decoder,
                          decoder_resize)
     workers = default_num_workers() if num_workers is None else num_workers
