@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import videomae  # noqa: E402
 from videomae import checkpoint as ckpt  # noqa: E402
+from videomae import sdpa  # noqa: E402
 from videomae.data.collate import MaskGenerator  # noqa: E402
 
 # VideoMAE-B 16x224 is the default; --tiny runs every case on this model (a smoke test).
@@ -461,6 +462,8 @@ def main(argv: list[str] | None = None) -> dict:
             args.json.write_text(json.dumps(report, indent=2))
     report["best"] = best_of_each(rows, compared)
     report["fp8"] = fp8_ratios(rows)
+    report["attention"] = sdpa.chosen()  # which fused kernel each eager shape ran
+    print(f"attention kernels: {report['attention']}")
     for r in report["fp8"]:
         print(f"  fp8: {r['case']:<44} {r['clips_per_s']:8.1f} clips/s, {r['vs_ours_bf16_best']:.2f}x ours bf16 best, "
               f"{r['vs_transformers_best']:.2f}x transformers best" if r.get("vs_transformers_best") else

@@ -90,3 +90,26 @@ def test_training_step_on_gpu_reduces_loss():
         opt.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_attention_kernel_choice_on_gpu(monkeypatch):
+    """ViT-B's attention shape: on Hopper cuDNN's kernel runs, torch's choice or asked for, and
+    the output is torch's own; a torch whose choice would be flash (2.4, 2.5) is asked for cuDNN."""
+    import torch.nn.functional as F
+
+    from videomae import sdpa
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(2, 12, 1568, 64, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(3))
+    monkeypatch.setattr(sdpa, "_asks", {})
+    monkeypatch.setattr(sdpa, "_notes", {})
+    reference = F.scaled_dot_product_attention(q, k, v)
+    assert rel_err(sdpa.scaled_dot_product_attention(q, k, v), reference) < BF16_TOL
+    (note,) = sdpa.chosen().values()
+    hopper = torch.cuda.get_device_capability() >= (9, 0)
+    assert ("CUDNN_ATTENTION" in note) == hopper, note
+    monkeypatch.setattr(sdpa, "_asks", {})
+    monkeypatch.setattr(sdpa, "_default_backend", lambda *args: "FLASH_ATTENTION")
+    assert rel_err(sdpa.scaled_dot_product_attention(q, k, v), reference) < BF16_TOL
+    (note,) = sdpa.chosen().values()
+    assert note.startswith("CUDNN_ATTENTION (asked for") == hopper, note

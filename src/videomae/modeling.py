@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .config import VideoMAEConfig
 from .constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from . import devices
+from . import devices, sdpa
 from .initialization import init_weights
 from .masking import check_mask, decoder_targets, gather_tokens, pretraining_targets, split_indices
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
@@ -152,7 +152,7 @@ class Attention(nn.Module):
         elif _blocks_beat_the_fused_kernel(q):
             out = blocked_attention(q, k, v, self.scale)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            out = sdpa.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         out = out.transpose(1, 2).reshape(b, n, c)  # (B, N, nh*hd)
         return self.proj_drop(self.proj(out)), (weights if need_weights else None)
 
