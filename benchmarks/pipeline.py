@@ -347,14 +347,19 @@ def stage_embed(s: Setup, variant: str, decoders: list[str] | None = None) -> li
     for how, options in cases:
         try:
             started = time.perf_counter()
-            count = sum(result.ok for result in embed_videos(paths, model, processor, num_clips=1, batch_size=32,
-                                                             **options))
-            seconds = time.perf_counter() - started
+            done_at = [time.perf_counter() - started for result in embed_videos(
+                paths, model, processor, num_clips=1, batch_size=32, **options) if result.ok]
         except Exception as err:  # noqa: BLE001 (an optional decoder's failure is a result, not the end)
             results.append({"stage": "embed", "variant": variant, "how": how, "error": repr(err)[:300]})
             continue
+        count, seconds = len(done_at), done_at[-1] if done_at else 0.0
+        # start-up (workers, the first batch) against the steady rate after the first batch of 32
+        after = done_at[31:] if count > 32 else []
         results.append({"stage": "embed", "variant": variant, "how": how, "workers": options["num_workers"],
-                        "videos": count, "videos_per_s": count / seconds, "seconds": seconds})
+                        "videos": count, "videos_per_s": count / seconds if seconds else None, "seconds": seconds,
+                        "first_batch_s": done_at[min(31, count - 1)] if count else None,
+                        "videos_per_s_after_first_batch": (len(after) - 1) / (after[-1] - after[0])
+                        if len(after) > 1 and after[-1] > after[0] else None})
     return results
 
 

@@ -175,8 +175,8 @@ def _blocks_beat_the_fused_kernel(q: torch.Tensor) -> bool:
     """bf16 inference on a CPU with AVX512-BF16 but no AMX: there torch's fused attention kernel
     multiplies small unpacked tiles and runs no faster than in fp32, and `blocked_attention` takes
     half its time (a ViT-B layer, 1568 tokens, one core: 40-45 against 92 ms; 64 queries a block
-    measured best, 128 about 15% slower). With AMX the fused kernel packs its tiles for the unit;
-    unmeasured here, so it keeps the fused kernel."""
+    measured best, 128 about 15% slower). With AMX the fused kernel packs its tiles for the unit
+    and wins: 22.6 ms a layer against 39.1 blocked (one core, a Xeon with AMX)."""
     return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and not q.requires_grad
             and devices.cpu_bf16_units() == "AVX512-BF16")
 
