@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -32,10 +33,10 @@ def products(b: Bench, tokens: int) -> None:
         qx, sx = quantize_rows(x)
         qw, sw = quantize_rows(w)
         flops = 2 * tokens * k * n
-        t16 = bench(lambda: torch.nn.functional.linear(x, w, bias), b)
-        t8 = bench(lambda: torch._scaled_mm(qx, qw.t(), scale_a=sx, scale_b=sw.reshape(1, -1), bias=bias,
-                                            out_dtype=torch.bfloat16), b)
-        t8q = bench(lambda: quantize_rows(x), b)
+        t16 = bench(partial(torch.nn.functional.linear, x, w, bias), b)
+        t8 = bench(partial(torch._scaled_mm, qx, qw.t(), scale_a=sx, scale_b=sw.reshape(1, -1), bias=bias,
+                           out_dtype=torch.bfloat16), b)
+        t8q = bench(partial(quantize_rows, x), b)
         print(f"  {tokens}x{k} @ {k}x{n}: bf16 {t16:.3f} ms ({flops / t16 / 1e9:.0f} TFLOP/s), fp8 {t8:.3f} ms "
               f"({flops / t8 / 1e9:.0f} TFLOP/s), quantising the input (eager) {t8q:.3f} ms", flush=True)
 

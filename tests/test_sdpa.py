@@ -36,3 +36,10 @@ def test_cpu_attention_is_torch_own_and_records_nothing():
     torch.testing.assert_close(sdpa.scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(q, k, v),
                                rtol=0, atol=0)
     assert sdpa.chosen() == before
+
+
+def test_torch_reports_its_own_choice_by_name():
+    """The probe the rule depends on (`torch._fused_sdp_choice`) answers on this torch."""
+    q = torch.randn(1, 2, 8, 16)
+    assert sdpa._default_backend(q, q, q, 0.0) in {"MATH", "FLASH_ATTENTION", "EFFICIENT_ATTENTION",
+                                                   "CUDNN_ATTENTION", "OVERRIDEABLE"}
