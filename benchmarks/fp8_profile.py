@@ -1,6 +1,8 @@
 """Where FP8 inference's time goes, against bf16: ViT-B 16x224 classification at batch 64, both
 compiled (default mode), the top CUDA kernels of two forwards each (torch profiler), and a bare
-product of ViT-B's shapes in each precision (the matrix-unit limit the layers could reach).
+product of ViT-B's shapes in each precision (the matrix-unit limit the layers could reach), and
+fc1 with its GELU in the product's epilogue (cuBLASLt; the tanh form of GELU on the GPU) against
+the separate GELU pass the model runs (11% of the bf16 forward).
 
     python benchmarks/fp8_profile.py [--tiny --device cpu]   # the CPU run only checks the script
 """
@@ -39,6 +41,19 @@ def products(b: Bench, tokens: int) -> None:
         t8q = bench(partial(quantize_rows, x), b)
         print(f"  {tokens}x{k} @ {k}x{n}: bf16 {t16:.3f} ms ({flops / t16 / 1e9:.0f} TFLOP/s), fp8 {t8:.3f} ms "
               f"({flops / t8 / 1e9:.0f} TFLOP/s), quantising the input (eager) {t8q:.3f} ms", flush=True)
+        if n == 3072:  # fc1: GELU as a separate pass (as the model runs it) or in the product's epilogue
+            separate = bench(partial(_linear_gelu, x, w, bias), b)
+            fused = bench(partial(torch._addmm_activation, bias, x, w.t(), use_gelu=True), b)
+            exact = _linear_gelu(x.float(), w.float(), bias.float())
+            epilogue = torch._addmm_activation(bias, x, w.t(), use_gelu=True).float()
+            error = float((epilogue - exact).norm() / exact.norm())
+            print(f"  fc1 + GELU, bf16: product then GELU {separate:.3f} ms, GELU in the product's epilogue "
+                  f"(torch._addmm_activation) {fused:.3f} ms, its error against float32 erf GELU {error:.1e}",
+                  flush=True)
+
+
+def _linear_gelu(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.gelu(torch.nn.functional.linear(x, w, bias))
 
 
 def main(argv: list[str] | None = None) -> None:
