@@ -94,7 +94,7 @@ def test_training_step_on_gpu_reduces_loss():
 
 def test_attention_kernel_choice_on_gpu(monkeypatch):
     """ViT-B's attention shape: on Hopper cuDNN's kernel runs, torch's choice or asked for, and
-    the output is torch's own; a torch whose choice would be flash (2.4, 2.5) is asked for cuDNN."""
+    the output is torch's own; a torch whose choice would be flash (2.4, for one) is asked for cuDNN."""
     import torch.nn.functional as F
 
     from videomae import sdpa
