@@ -6,9 +6,9 @@ flash 0.58 and 2.22, the memory-efficient kernel 1.08 and 4.50; at the pretraini
 160 visible tokens cuDNN is fastest forward (0.088 against 0.115-0.118 ms) and the three are
 within 5% forward + backward. All agree with float32 attention to 2e-3. torch 2.11 already
 runs cuDNN's kernel there by itself; releases that put it last in their order (torch 2.4, for
-one) run flash instead, and are asked for cuDNN here, once per shape, after a
-check that cuDNN runs the shape and agrees with torch's own choice. Other GPUs (cuDNN's fused
-kernel is for Hopper and later), float32 and attention dropout keep torch's choice.
+one) run flash instead, and are asked for cuDNN here, once per shape, after a check that cuDNN
+runs the shape and agrees with torch's own choice. Other GPUs (cuDNN's fused kernel is for
+Hopper and later), float32 and attention dropout keep torch's choice.
 
 Asking sets torch's process-wide backend flags for the duration of the call (`sdpa_kernel`),
 so it is skipped under `torch.compile` (the compiled graph keeps torch's choice) and is not

@@ -2,12 +2,11 @@
 
 Why PyNvVideoCodec: it is the one registry package that reaches NVDEC with no system FFmpeg
 (its wheel carries its own demuxer), its frames come out as CUDA tensors through DLPack, and it
-converts to RGB on the GPU. DALI's wheel is 198 MB for CUDA 13 (476 MB installed; being measured
-against this one, `benchmarks/dali_probe.py`); torchcodec's CUDA path needs FFmpeg libraries
-installed on the system. Measured on an H200 (benchmarks/
-RESULTS.md): PyNvVideoCodec's colours are within 2 levels of PyAV's; creating a decoder costs
-more than a clip's decoding, so each thread keeps one and points it at the next file
-(`reconfigure_decoder`).
+converts to RGB on the GPU. DALI's wheel is 198 MB for CUDA 13 (476 MB installed; being
+measured against this one, `benchmarks/dali_probe.py`); torchcodec's CUDA path needs FFmpeg
+libraries installed on the system. Measured on an H200 (benchmarks/RESULTS.md): PyNvVideoCodec's
+colours are within 2 levels of PyAV's; creating a decoder costs more than a clip's decoding, so
+each thread keeps one and points it at the next file (`reconfigure_decoder`).
 
 Frame i is the i-th frame of the stream as PyNvVideoCodec counts them, which is PyAV's
 presentation-order index on constant-frame-rate files (the tests check the frames agree). The
