@@ -259,9 +259,10 @@ def test_threaded_decoding_gives_the_items_in_order(videos, processor) -> None: 
         assert (a.clips is None and b.clips is None) or torch.equal(a.clips, b.clips)
 
 
-def test_nvdec_without_a_gpu_is_a_clear_error(videos, classifier, processor) -> None:  # noqa: ANN001
-    with pytest.raises(ValueError, match="nvdec.*CUDA"):
-        list(classify_videos(videos, classifier, processor, decoder="nvdec"))
+@pytest.mark.parametrize("decoder", ["nvdec", "dali"])
+def test_a_gpu_decoder_without_a_gpu_is_a_clear_error(videos, classifier, processor, decoder) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match=f"{decoder}.*CUDA"):
+        list(classify_videos(videos, classifier, processor, decoder=decoder))
     with pytest.raises(ValueError, match="decoder must be"):
         list(classify_videos(videos, classifier, processor, decoder="opencv"))
 

@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .config import CONFIG_NAME, VideoMAEConfig
+from .data.gpu_decoders import GPU_DECODERS, gpu_decoder
 from .devices import autocast, default_num_workers, forward_streams, one_thread_worker, resolve_device, resolve_dtype
 from .hub import resolve_file
 from .processing import VideoMAEImageProcessor, guess_processor
@@ -332,17 +333,6 @@ def _threaded_items(dataset: VideoClips, workers: int) -> Iterator[DecodedVideo]
             yield pending.popleft().result()
 
 
-def nvdec_decoder(device: str | torch.device) -> FrameDecoder:
-    """The GPU decoder (`videomae[gpu]`) for frames on `device`; a clear error without it."""
-    from .data.nvdec import NvdecDecoder, nvdec_available
-
-    device = torch.device(device)
-    if device.type != "cuda" or not nvdec_available():
-        raise ValueError(f"decoder 'nvdec' needs a CUDA device and PyNvVideoCodec (pip install 'videomae[gpu]'); "
-                         f"the model is on {device}" + ("" if device.type != "cuda" else ", PyNvVideoCodec is missing"))
-    return NvdecDecoder(device)
-
-
 # --------------------------------------------------------------------------- running a model
 GPU_BATCH_SIZE = 8  # clips a forward pass on a GPU, where larger batches use it better
 
@@ -436,8 +426,9 @@ def run_videos(
     path, in order; a video that cannot be read is a result with `error`.
 
     batch_size: None -> `default_batch_size(device, num_clips)`.
-    decoder: None (PyAV in worker processes), "nvdec" (NVDEC on the model's GPU, in
-    `num_workers` threads of this process; 8 was the best on an H200), or a `FrameDecoder`.
+    decoder: None (PyAV in worker processes), "nvdec" (NVDEC on the model's GPU through
+    PyNvVideoCodec, in `num_workers` threads of this process; 8 was the best on an H200), "dali"
+    (NVDEC through NVIDIA DALI, likewise), or a `FrameDecoder`.
     decoder_resize: the PyAV decoder scales frames to the processor's shorter side as it converts
     them (about 1.8x faster decoding; FFmpeg's bilinear filter, so pixels differ from the
     processor's PIL-equal resize by a few levels). False keeps transformers' numbers.
@@ -453,18 +444,19 @@ def run_videos(
     from tqdm.auto import tqdm
 
     dtype = resolve_dtype(dtype, device)
-    gpu_decoder = decoder == "nvdec"
-    if gpu_decoder:
-        decoder = nvdec_decoder(device)
+    gpu_decoding = decoder in GPU_DECODERS
+    if gpu_decoding:
+        decoder = gpu_decoder(decoder, device)
     elif decoder == "pyav":
         decoder = None
     elif isinstance(decoder, str):
-        raise ValueError(f"decoder must be 'pyav', 'nvdec' or a FrameDecoder, got {decoder!r}")
+        raise ValueError(f"decoder must be 'pyav', {', '.join(map(repr, GPU_DECODERS))} or a FrameDecoder, "
+                         f"got {decoder!r}")
     dataset = VideoClips([Path(p) for p in paths], processor, clip_len, sampling_rate, num_clips, decoder,
                          decoder_resize)
     workers = default_num_workers() if num_workers is None else num_workers
-    videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda" and not gpu_decoder,
-                            threads=gpu_decoder)
+    videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda" and not gpu_decoding,
+                            threads=gpu_decoding)
     labels = dict(id2label or {})
     pending: deque[_Pending] = deque()
     batch: list[torch.Tensor] = []

@@ -141,16 +141,12 @@ def _frame_stride(options: Any) -> int:
 
 
 def _decoder(options: Any, device: torch.device) -> Decoder | None:
-    """None for PyAV (the datasets' default), or an NVDEC decoder on this process's GPU."""
+    """None for PyAV (the datasets' default), or a GPU decoder (NVDEC) on this process's GPU."""
     if options.decoder == "pyav":
         return None
-    if device.type != "cuda":
-        raise ValueError(f"decoder 'nvdec' decodes on a CUDA GPU; this run is on {device}")
-    from ..data.nvdec import NvdecDecoder, nvdec_available
+    from ..data.gpu_decoders import gpu_decoder
 
-    if not nvdec_available():
-        raise ValueError("decoder 'nvdec' needs PyNvVideoCodec: pip install 'videomae[gpu]'")
-    return NvdecDecoder(device)
+    return gpu_decoder(options.decoder, device)
 
 
 def _train_dataset(records: list[VideoRecord], config: VideoMAEConfig, options: TrainOptions,
