@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..transforms import resize
-from ..video import VideoDecodeError, count_frames, stored_size
+from ..video import VideoDecodeError, count_frames
+from .gpu_decoders import frames_to_decode, resize_short_side
 
 __all__ = ["DaliDecoder", "dali_available"]
 
@@ -98,15 +98,7 @@ class DaliDecoder:
     def __call__(self, path: str | Path, indices: Sequence[int] | np.ndarray | Callable[[int], Sequence[int]],
                  resize_to: int | None = None) -> torch.Tensor:
         path = str(path)
-        count = count_frames(path)  # raises VideoDecodeError naming the file
-        wanted = np.asarray(indices(count) if callable(indices) else indices, dtype=np.int64).reshape(-1)
-        if wanted.size == 0:
-            raise VideoDecodeError(f"{path}: no frame indices given")
-        bad = wanted[(wanted < 0) | (wanted >= count)]
-        if bad.size:
-            raise VideoDecodeError(f"{path}: frame index {int(bad[0])} out of range: the video has {count} frames "
-                                   f"(0..{count - 1})")
-        unique, inverse = np.unique(wanted, return_inverse=True)
+        unique, inverse = frames_to_decode(path, indices, count_frames(path))  # errors name the file
         self._release()
         try:
             pipe = self._pipeline()
@@ -120,8 +112,5 @@ class DaliDecoder:
                                    f"{str(err).strip().splitlines()[0][:200]})") from err
         if frames.shape[0] != unique.size:
             raise VideoDecodeError(f"{path}: DALI returned {frames.shape[0]} of {unique.size} frames")
-        if resize_to is not None:
-            height, width = frames.shape[1:3]
-            new_width, new_height = stored_size(resize_to, width, height)  # as read_video sizes them
-            frames = resize(frames.permute(0, 3, 1, 2), (new_height, new_width)).permute(0, 2, 3, 1)
-        return frames[torch.from_numpy(inverse.reshape(-1)).to(frames.device)]
+        planes = resize_short_side(frames.permute(0, 3, 1, 2), resize_to)  # (N, 3, H, W)
+        return planes[torch.from_numpy(inverse).to(planes.device)].permute(0, 2, 3, 1)  # (len(indices), H, W, 3)

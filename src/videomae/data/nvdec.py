@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..transforms import resize
-from ..video import VideoDecodeError, stored_size
+from ..video import VideoDecodeError
+from .gpu_decoders import frames_to_decode, resize_short_side
 
 __all__ = ["NvdecDecoder", "nvdec_available"]
 
@@ -71,25 +71,13 @@ class NvdecDecoder:
         try:
             with torch.cuda.device(self.device):
                 decoder = self._decoder(path)
-                count = len(decoder)
-                wanted = np.asarray(indices(count) if callable(indices) else indices, dtype=np.int64).reshape(-1)
-                if wanted.size == 0:
-                    raise VideoDecodeError(f"{path}: no frame indices given")
-                bad = wanted[(wanted < 0) | (wanted >= count)]
-                if bad.size:
-                    raise VideoDecodeError(f"{path}: frame index {int(bad[0])} out of range: the video has {count} "
-                                           f"frames (0..{count - 1})")
-                unique, inverse = np.unique(wanted, return_inverse=True)
+                unique, inverse = frames_to_decode(path, indices, len(decoder))
                 frames = decoder.get_batch_frames_by_index([int(i) for i in unique])
                 if len(frames) != len(unique):
                     raise VideoDecodeError(f"{path}: NVDEC returned {len(frames)} of {len(unique)} frames")
                 # (N, 3, H, W): copied out of the decoder's surfaces, which it reuses
-                planes = torch.stack([torch.from_dlpack(frame) for frame in frames])
-                if resize_to is not None:
-                    height, width = planes.shape[-2:]
-                    new_width, new_height = stored_size(resize_to, width, height)  # as read_video sizes them
-                    planes = resize(planes, (new_height, new_width))
-                clip = planes[torch.from_numpy(inverse.reshape(-1)).to(planes.device)]
+                planes = resize_short_side(torch.stack([torch.from_dlpack(frame) for frame in frames]), resize_to)
+                clip = planes[torch.from_numpy(inverse).to(planes.device)]
         except VideoDecodeError:
             self._local.decoder = None  # a failed file can leave the decoder in a bad state
             raise
