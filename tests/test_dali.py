@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from train_fixtures import GPU_DECODING
 
 from videomae.data.dali import dali_available
 from videomae.video import VideoDecodeError, count_frames, read_video, stored_size
@@ -157,10 +158,6 @@ def test_embedding_and_pretraining_with_dali(tmp_path):
         assert b.ok and float((a.output - b.output).norm() / a.output.norm()) < 0.05
     listing = tmp_path / "list.txt"
     listing.write_text("".join(f"{p}\n" for p in paths * 4))
-    tiny = dict(image_size=64, patch_size=16, num_frames=4, hidden_size=64, num_hidden_layers=2,
-                num_attention_heads=2, intermediate_size=128, decoder_hidden_size=32, decoder_num_hidden_layers=1,
-                decoder_num_attention_heads=2, decoder_intermediate_size=64)
-    metrics = pretrain(data=str(listing), output_dir=str(tmp_path / "run"), model="small", config_overrides=tiny,
-                       decoder="dali", batch_size=6, epochs=2, lr=1e-3, warmup_steps=1, num_workers=3,
-                       progress=False, device="cuda", log_every=1)
+    metrics = pretrain(data=str(listing), output_dir=str(tmp_path / "run"), decoder="dali", batch_size=6, epochs=2,
+                       num_workers=3, **GPU_DECODING)
     assert metrics["step"] == 4 and metrics["skipped_videos"] == {}

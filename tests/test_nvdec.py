@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from train_fixtures import GPU_DECODING
 
 from videomae.data.nvdec import nvdec_available
 from videomae.video import VideoDecodeError, read_video
@@ -71,12 +72,8 @@ def test_pretraining_with_nvdec_runs_and_learns(videos, tmp_path):
 
     listing = tmp_path / "list.txt"
     listing.write_text("".join(f"{p}\n" for p in videos * 4))
-    tiny = dict(image_size=64, patch_size=16, num_frames=4, hidden_size=64, num_hidden_layers=2,
-                num_attention_heads=2, intermediate_size=128, decoder_hidden_size=32, decoder_num_hidden_layers=1,
-                decoder_num_attention_heads=2, decoder_intermediate_size=64)
-    metrics = pretrain(data=str(listing), output_dir=str(tmp_path / "run"), model="small", config_overrides=tiny,
-                       decoder="nvdec", batch_size=8, epochs=4, lr=1e-3, warmup_steps=1, num_workers=4,
-                       progress=False, device="cuda", log_every=1)
+    metrics = pretrain(data=str(listing), output_dir=str(tmp_path / "run"), decoder="nvdec", batch_size=8, epochs=4,
+                       num_workers=4, **GPU_DECODING)
     assert metrics["step"] == 8 and metrics["skipped_videos"] == {}
     losses = [r["loss"] for r in read_metrics(tmp_path / "run") if r["kind"] == "train"]
     assert len(losses) == 8 and all(np.isfinite(losses))

@@ -17,6 +17,11 @@ TINY_CONFIG = dict(
 )
 
 # Options every tiny training run shares: CPU, in-process loading, no bars, fp32.
+# a tiny model at 64x64 for the GPU decoders' training tests (frames resized on the GPU)
+GPU_DECODING = dict(model="small", config_overrides=dict(
+    image_size=64, patch_size=16, num_frames=4, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+    intermediate_size=128, decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+    decoder_intermediate_size=64), lr=1e-3, warmup_steps=1, progress=False, device="cuda", log_every=1)
 FAST = dict(model="small", config_overrides=TINY_CONFIG, device="cpu", num_workers=0, progress=False,
             precision="fp32", sampling_rate=2, short_side=40, log_every=1)
 
