@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from videomae.data.gpu_decoders import frames_to_decode, gpu_decoder, resize_short_side
+from videomae.data.gpu_decoders import gpu_decoder
+from videomae.data.gpu_frames import frames_to_decode, resize_short_side
 from videomae.video import VideoDecodeError, stored_size
 
 

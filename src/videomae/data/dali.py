@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..video import VideoDecodeError, count_frames
-from .gpu_decoders import frames_to_decode, resize_short_side
+from .gpu_frames import frames_to_decode, resize_short_side
 
 __all__ = ["DaliDecoder", "dali_available"]
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..video import VideoDecodeError
-from .gpu_decoders import frames_to_decode, resize_short_side
+from .gpu_frames import frames_to_decode, resize_short_side
 
 __all__ = ["NvdecDecoder", "nvdec_available"]
 
