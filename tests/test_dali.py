@@ -161,3 +161,20 @@ def test_embedding_and_pretraining_with_dali(tmp_path):
     metrics = pretrain(data=str(listing), output_dir=str(tmp_path / "run"), decoder="dali", batch_size=6, epochs=2,
                        num_workers=3, **GPU_DECODING)
     assert metrics["step"] == 4 and metrics["skipped_videos"] == {}
+
+
+def test_the_training_datasets_take_it_as_their_decoder(vp9, decoder):
+    """The datasets' decoder hook (used with the GPU decoders) with DALI's frames: the same clips
+    as PyAV's to within the colour conversion."""
+    from videomae.data import MultiViewDataset, VideoClipDataset, VideoRecord
+
+    records = [VideoRecord(str(p), 0) for p in vp9]
+    train = dict(num_frames=8, sampling_rate=2, image_size=48, short_side=56, flip=False)  # same seed, same crops
+    ours, reference = VideoClipDataset(records, decoder=decoder, **train), VideoClipDataset(records, **train)
+    views = dict(num_frames=8, sampling_rate=4, image_size=48, num_clips=2, num_crops=1)
+    test_ours, test_reference = MultiViewDataset(records, decoder=decoder, **views), MultiViewDataset(records, **views)
+    for i in range(len(records)):
+        a, b = ours[(i, 0)]["pixel_values"], reference[(i, 0)]["pixel_values"]
+        assert a.shape == b.shape == (1, 8, 3, 48, 48) and (a.float() - b.float()).abs().mean() < 6
+        a, b = test_ours[i]["pixel_values"], test_reference[i]["pixel_values"]
+        assert a.shape == b.shape == (2, 8, 3, 48, 48) and (a.float() - b.float()).abs().mean() < 6
