@@ -190,8 +190,8 @@ class TrainOptions(ClipOptions):
                                            "decoded (or every video of the first step): the data is likely wrong")
     compile: bool = _opt(False, "torch.compile the model")
     float8: bool = _opt(False, "FP8 products in the transformer blocks' linear layers (torchao's float8 training, "
-                               "row-wise scales; needs torchao, bf16 precision, and a GPU with FP8 units to be "
-                               "fast; use with compile)")
+                               "row-wise scales; needs torchao, bf16 precision, a GPU with FP8 units, and "
+                               "compile; at ViT-B's width it measured 0.67-0.72x the bf16 step on an H200)")
     gradient_checkpointing: bool = _opt(False, "recompute activations in backward (less memory, more time)")
 
     def validate(self) -> None:
