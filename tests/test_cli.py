@@ -428,3 +428,32 @@ def test_finetune_and_evaluate_with_the_ssv2_protocol(assets: dict[str, Path], t
     saved = json.loads((tmp_path / "eval" / "options.json").read_text())
     assert (saved["protocol"], saved["sampling"], saved["eval_num_clips"]) == ("ssv2", "segments", 2)
     assert_one_line_error(videomae_here("evaluate", "--protocol", "ucf", "--model", "m", *common), "protocol")
+
+
+def test_classify_and_embed_start_decoding_before_the_model_loads(assets: dict[str, Path], monkeypatch,
+                                                                 tmp_path: Path) -> None:
+    """Decoding workers fork before the weights load (and before CUDA starts), so they decode
+    while the model loads; the results are those of the later start."""
+    from videomae import pipeline
+
+    order: list[str] = []
+    for name in ("start_decoding", "load_classifier", "load_feature_model"):
+        real = getattr(pipeline, name)
+        monkeypatch.setattr(pipeline, name,
+                            lambda *a, _real=real, _name=name, **k: order.append(_name) or _real(*a, **k))
+    video = str(assets["videos"] / "clip1.mp4")
+    early = videomae_here("classify", video, "--model", str(assets["classifier"]), "--format", "jsonl",
+                          "--num-workers", "1")
+    assert early.returncode == 0, early.stderr
+    assert order == ["start_decoding", "load_classifier"]
+    order.clear()
+    assert videomae_here("embed", video, "--model", str(assets["classifier"]), "--out", str(tmp_path / "f.npy"),
+                         "--num-workers", "1").returncode == 0
+    assert order == ["start_decoding", "load_feature_model"]
+    order.clear()  # decoding in this process: the same scores
+    here = videomae_here("classify", video, "--model", str(assets["classifier"]), "--format", "jsonl",
+                         "--num-workers", "0")
+    assert json.loads(here.stdout) == json.loads(early.stdout)
+    order.clear()  # an original .pth has no config.json to start from: decoding starts after loading
+    assert videomae_here("classify", video, "--model", str(assets["classifier_pth"])).returncode == 0
+    assert order == ["load_classifier", "start_decoding"]

@@ -291,3 +291,19 @@ def test_forward_clips_in_chunks_equals_one_pass(classifier, processor) -> None:
     chunked = forward_clips(clips, logits, processor, torch.device("cpu"), torch.float32, batch_size=2)
     assert whole.shape == (5, 3) and whole.dtype == torch.float32
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_decoding_started_ahead_gives_the_same_results(videos, classifier, processor) -> None:  # noqa: ANN001
+    from videomae.pipeline import clip_settings, start_decoding
+
+    clip_len, rate = clip_settings(classifier.config)
+    decoding = start_decoding(videos, processor, clip_len=clip_len, sampling_rate=rate, num_clips=2, num_workers=1)
+    ahead = list(classify_videos(videos, classifier, processor, num_clips=2, decoding=decoding))
+    plain = list(classify_videos(videos, classifier, processor, num_clips=2, num_workers=0))
+    assert [r.ok for r in ahead] == [r.ok for r in plain]
+    for a, b in zip(ahead, plain):
+        if a.ok:
+            torch.testing.assert_close(a.output, b.output)
+    other = start_decoding(videos[:2], processor, clip_len=clip_len, sampling_rate=rate, num_clips=2, num_workers=0)
+    with pytest.raises(ValueError, match="other videos"):
+        list(classify_videos(videos, classifier, processor, decoding=other))

@@ -32,130 +32,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .config import CONFIG_NAME, VideoMAEConfig
+from .config import VideoMAEConfig
 from .data.gpu_decoders import GPU_DECODERS, gpu_decoder
 from .devices import autocast, default_num_workers, forward_streams, one_thread_worker, resolve_device, resolve_dtype
-from .hub import resolve_file
-from .processing import VideoMAEImageProcessor, guess_processor
+from .loading import (SAMPLING_RATE_KEY, checkpoint_sampling_rate, load_classifier, load_feature_model,  # noqa: F401
+                      load_pretraining_model, load_processor, model_architectures, quiet_loading,
+                      read_label_names)
+from .processing import VideoMAEImageProcessor
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SAMPLING_RATE = 4  # the paper's Kinetics setting; used when a checkpoint records none
-SAMPLING_RATE_KEY = "sampling_rate"  # in config.json: the frame stride the model was trained with
 
 _READ_ERRORS = (ValueError, OSError, RuntimeError)  # VideoDecodeError is a ValueError
-
-
-# --------------------------------------------------------------------------- loading models
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Silence the loader's missing / unused weight messages where the caller checks the
-    loading info itself and says what is wrong in its own words."""
-    loader = logging.getLogger("videomae.pretrained")
-    previous = loader.level
-    loader.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        loader.setLevel(previous)
-
-
-def model_architectures(model: str, offline: bool = False) -> list[str]:
-    """The `architectures` recorded in a model's config.json ([] for a .pth or none recorded)."""
-    if Path(model).is_file():
-        sibling = Path(model).parent / CONFIG_NAME
-        return list(VideoMAEConfig.from_json_file(sibling).architectures or []) if sibling.is_file() else []
-    path = resolve_file(model, CONFIG_NAME, required=False, local_files_only=offline)
-    if path is None:
-        return []
-    return list(VideoMAEConfig.from_json_file(path).architectures or [])
-
-
-def load_processor(model: str, config: VideoMAEConfig, offline: bool = False) -> VideoMAEImageProcessor:
-    """The model's preprocessor_config.json, or a guess at the model's size, with a warning
-    (ImageNet's statistics for an original checkpoint, transformers' 0.5 otherwise). An exported
-    file (.onnx, .pt2) carries its own."""
-    from .exported import is_exported, read_metadata
-
-    if is_exported(model):
-        import json
-
-        from .exported import PROCESSOR_KEY
-
-        return VideoMAEImageProcessor.from_dict(json.loads(read_metadata(model)[PROCESSOR_KEY]))
-    folder = Path(model).parent if Path(model).is_file() else model
-    try:
-        return VideoMAEImageProcessor.from_pretrained(folder, local_files_only=offline)
-    except (OSError, ValueError) as err:
-        return guess_processor(model, config.image_hw, str(err))
-
-
-def load_classifier(model: str, offline: bool = False) -> nn.Module:
-    """A `VideoMAEForVideoClassification` with a trained head; an error naming the checkpoint
-    when it has none (pretraining or bare encoder) or is a regression model. An exported file
-    (.onnx, .pt2: see `videomae.exported`) loads as an `ExportedModel`, which the pipeline runs alike."""
-    from .exported import is_exported, load_exported
-    from .modeling import VideoMAEForVideoClassification
-
-    if is_exported(model):
-        exported = load_exported(model)
-        if exported.output != "logits":
-            raise ValueError(f"{model}: an exported encoder (output {exported.output}), not a classifier")
-        return exported  # type: ignore[return-value]
-
-    with quiet_loading():
-        net, info = VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline,
-                                                                   output_loading_info=True)
-    if any(k.startswith("classifier.") for k in info["missing_keys"]):
-        raise ValueError(f"{model}: has no classification head (a pretraining or bare encoder checkpoint); "
-                         f"fine-tune it first, or use `videomae embed` for features")
-    if net.config.problem_type == "regression":
-        raise ValueError(f"{model}: a regression model, not a classifier")
-    return net
-
-
-def load_feature_model(model: str, offline: bool = False) -> tuple[nn.Module, str]:
-    """(model, what its features are): a classifier (features = fc_norm(mean of tokens)) when
-    the checkpoint is one, else the encoder (features = mean of the last hidden states)."""
-    from .modeling import VideoMAEForVideoClassification, VideoMAEModel
-
-    if "VideoMAEForVideoClassification" in model_architectures(model, offline):
-        return VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline), "pooled (fc_norm)"
-    with quiet_loading():
-        net, info = VideoMAEModel.from_pretrained(model, local_files_only=offline, output_loading_info=True)
-    if any(k.startswith("classifier.") for k in info["unexpected_keys"]):
-        return VideoMAEForVideoClassification.from_pretrained(model, local_files_only=offline), "pooled (fc_norm)"
-    return net, "mean of encoder tokens"
-
-
-def load_pretraining_model(model: str, offline: bool = False) -> nn.Module:
-    """A `VideoMAEForPreTraining` whose decoder comes from the checkpoint (to reconstruct)."""
-    from .modeling import VideoMAEForPreTraining
-
-    with quiet_loading():
-        net, info = VideoMAEForPreTraining.from_pretrained(model, local_files_only=offline, output_loading_info=True)
-    if any(k.startswith(("decoder.", "encoder_to_decoder", "mask_token")) for k in info["missing_keys"]):
-        raise ValueError(f"{model}: has no pretraining decoder, so it cannot reconstruct; give a "
-                         f"pretraining checkpoint (VideoMAEForPreTraining)")
-    return net
-
-
-def checkpoint_sampling_rate(config: VideoMAEConfig) -> int | None:
-    """The frame stride a model was trained with, as training records it in config.json
-    (`"sampling_rate": 4`), or None for checkpoints that do not say (the hub's, .pth files)."""
-    value = config.extra.get(SAMPLING_RATE_KEY)
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1 else None
-
-
-def read_label_names(path: str | os.PathLike, num_labels: int) -> dict[int, str]:
-    """id2label from a file of class names, one a line (line i = label i), checked against the
-    model's number of outputs."""
-    from .data.datasets import read_class_names
-
-    names = read_class_names(path)
-    if len(names) != num_labels:
-        raise ValueError(f"{path}: {len(names)} class names, but the model has {num_labels} outputs")
-    return dict(enumerate(names))
 
 
 # --------------------------------------------------------------------------- videos and clips
@@ -333,6 +222,46 @@ def _threaded_items(dataset: VideoClips, workers: int) -> Iterator[DecodedVideo]
             yield pending.popleft().result()
 
 
+@dataclass
+class Decoding:
+    """Videos decoding ahead of a model, started by `start_decoding`, possibly while the model
+    still loads; `run_videos` (and `classify_videos`, `embed_videos`) take it instead of starting
+    their own."""
+
+    dataset: VideoClips
+    videos: Iterator[DecodedVideo]
+
+
+def start_decoding(paths: Sequence[str | os.PathLike], processor: VideoMAEImageProcessor, *, clip_len: int,
+                   sampling_rate: int, num_clips: int, num_workers: int | None = None,
+                   device: str | torch.device = "cpu", decoder: FrameDecoder | str | None = None,
+                   decoder_resize: bool = False) -> Decoding:
+    """Start decoding the videos' clips for a model on `device` (see `run_videos` for the
+    options). Worker processes start now: before CUDA and the model's weights are loaded they
+    fork from a small process, and they decode while the model loads."""
+    device = resolve_device(device)
+    gpu_decoding = decoder in GPU_DECODERS
+    if gpu_decoding:
+        decoder = gpu_decoder(decoder, device)
+    elif decoder == "pyav":
+        decoder = None
+    elif isinstance(decoder, str):
+        raise ValueError(f"decoder must be 'pyav', {', '.join(map(repr, GPU_DECODERS))} or a FrameDecoder, "
+                         f"got {decoder!r}")
+    dataset = VideoClips([Path(p) for p in paths], processor, clip_len, sampling_rate, num_clips, decoder,
+                         decoder_resize)
+    workers = default_num_workers() if num_workers is None else num_workers
+    videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda" and not gpu_decoding,
+                            threads=gpu_decoding)
+    return Decoding(dataset, iter(videos))
+
+
+def clip_settings(config: VideoMAEConfig, sampling_rate: int | None = None) -> tuple[int, int]:
+    """(frames a clip, sampling rate) for a model: `sampling_rate` None takes the one the
+    checkpoint records, else 4."""
+    return config.num_frames, sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE
+
+
 # --------------------------------------------------------------------------- running a model
 GPU_BATCH_SIZE = 8  # clips a forward pass on a GPU, where larger batches use it better
 
@@ -420,6 +349,7 @@ def run_videos(
     decoder: FrameDecoder | str | None = None,
     id2label: dict[int, str] | None = None,
     decoder_resize: bool = False,
+    decoding: Decoding | None = None,
 ) -> Iterator[VideoResult]:
     """`forward` ((B, T, C, H, W) float32 on `device` -> (B, D)) applied to `num_clips` clips of
     every video, in batches of `batch_size` clips that may mix videos. Yields one result per
@@ -433,6 +363,8 @@ def run_videos(
     them (about 1.8x faster decoding; FFmpeg's bilinear filter, so pixels differ from the
     processor's PIL-equal resize by a few levels). False keeps transformers' numbers.
     progress: a bar with videos/s on stderr; None shows it when stderr is a terminal.
+    decoding: the same videos already decoding (`start_decoding`); the decoding options above
+    are then its own.
 
     On the CPU, batches run in as many threads as torch has, one thread each (torch runs one
     thread an op until the iteration ends): see `devices.forward_streams`.
@@ -444,19 +376,13 @@ def run_videos(
     from tqdm.auto import tqdm
 
     dtype = resolve_dtype(dtype, device)
-    gpu_decoding = decoder in GPU_DECODERS
-    if gpu_decoding:
-        decoder = gpu_decoder(decoder, device)
-    elif decoder == "pyav":
-        decoder = None
-    elif isinstance(decoder, str):
-        raise ValueError(f"decoder must be 'pyav', {', '.join(map(repr, GPU_DECODERS))} or a FrameDecoder, "
-                         f"got {decoder!r}")
-    dataset = VideoClips([Path(p) for p in paths], processor, clip_len, sampling_rate, num_clips, decoder,
-                         decoder_resize)
-    workers = default_num_workers() if num_workers is None else num_workers
-    videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda" and not gpu_decoding,
-                            threads=gpu_decoding)
+    if decoding is None:
+        decoding = start_decoding(paths, processor, clip_len=clip_len, sampling_rate=sampling_rate,
+                                  num_clips=num_clips, num_workers=num_workers, device=device, decoder=decoder,
+                                  decoder_resize=decoder_resize)
+    elif [str(p) for p in decoding.dataset.paths] != [str(Path(p)) for p in paths]:
+        raise ValueError("decoding: started for other videos than these paths")
+    dataset, videos = decoding.dataset, decoding.videos
     labels = dict(id2label or {})
     pending: deque[_Pending] = deque()
     batch: list[torch.Tensor] = []
@@ -538,6 +464,7 @@ def classify_videos(
     decoder: FrameDecoder | str | None = None,
     id2label: dict[int, str] | None = None,
     decoder_resize: bool = False,
+    decoding: Decoding | None = None,
 ) -> Iterator[VideoResult]:
     """Class scores of every video: the softmax (sigmoid for multi-label models) of each clip,
     averaged. Runs where the model is; `sampling_rate` None: the one the checkpoint records,
@@ -549,12 +476,12 @@ def classify_videos(
         logits = model(pixels).logits.float()
         return logits.sigmoid() if multi_label else logits.softmax(dim=-1)
 
-    return run_videos(paths, scores, processor, clip_len=config.num_frames,
-                      sampling_rate=sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE,
-                      num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
-                      device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder,
+    clip_len, rate = clip_settings(config, sampling_rate)
+    return run_videos(paths, scores, processor, clip_len=clip_len, sampling_rate=rate, num_clips=num_clips,
+                      batch_size=batch_size, num_workers=num_workers, device=_model_device(model), dtype=dtype,
+                      progress=progress, decoder=decoder,
                       id2label=id2label or {int(k): v for k, v in config.id2label.items()},
-                      decoder_resize=decoder_resize)
+                      decoder_resize=decoder_resize, decoding=decoding)
 
 
 def video_features(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
@@ -580,6 +507,7 @@ def embed_videos(
     decoder: FrameDecoder | str | None = None,
     features: str = "auto",
     decoder_resize: bool = False,
+    decoding: Decoding | None = None,
 ) -> Iterator[VideoResult]:
     """One feature per video, the mean over its clips; `features`: a kind of
     `videomae.features` (auto: `video_features`). Runs where the model is; `sampling_rate`
@@ -587,11 +515,11 @@ def embed_videos(
     from .features import feature_function
 
     config = model.config
-    return run_videos(paths, feature_function(model, features), processor, clip_len=config.num_frames,
-                      sampling_rate=sampling_rate or checkpoint_sampling_rate(config) or DEFAULT_SAMPLING_RATE,
+    clip_len, rate = clip_settings(config, sampling_rate)
+    return run_videos(paths, feature_function(model, features), processor, clip_len=clip_len, sampling_rate=rate,
                       num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
                       device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder,
-                      decoder_resize=decoder_resize)
+                      decoder_resize=decoder_resize, decoding=decoding)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -600,7 +528,8 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 __all__ = [
-    "classify_videos", "embed_videos", "run_videos", "default_batch_size", "VideoResult", "video_features",
+    "classify_videos", "embed_videos", "run_videos", "start_decoding", "Decoding", "clip_settings",
+    "default_batch_size", "VideoResult", "video_features",
     "VideoClips", "DecodedVideo", "FrameDecoder", "decoded_videos", "normalize", "forward_clips", "load_clips",
     "clip_indices",
     "expand_videos",

@@ -42,7 +42,34 @@ class OnceLine:
             self.text = None
 
 
-def _prepare(model, args, compile_blocks: bool = False):  # noqa: ANN001,ANN202
+def _early_decoding(args, paths):  # noqa: ANN001,ANN202
+    """(decoding, processor) started before the model's weights load, or (None, None).
+
+    Decoding workers then fork from a small process, before CUDA starts, and decode while the
+    model loads and moves to its device. Only where the model's config.json is at hand (a folder
+    or a hub id) and PyAV decodes; GPU decoders start with the model."""
+    from ..config import CONFIG_NAME, VideoMAEConfig
+    from ..exported import is_exported
+    from ..hub import resolve_file
+
+    if args.decoder != "pyav" or is_exported(args.model) or Path(args.model).is_file():
+        return None, None
+    try:
+        path = resolve_file(args.model, CONFIG_NAME, required=False, local_files_only=args.offline)
+        config = VideoMAEConfig.from_json_file(path) if path is not None else None
+    except (OSError, ValueError):  # the model's own loading says what is wrong
+        return None, None
+    if config is None:
+        return None, None
+    processor = pipeline.load_processor(args.model, config, args.offline)
+    clip_len, rate = pipeline.clip_settings(config, args.sampling_rate)
+    decoding = pipeline.start_decoding(paths, processor, clip_len=clip_len, sampling_rate=rate,
+                                       num_clips=args.num_clips, num_workers=args.num_workers, device=args.device,
+                                       decoder_resize=not args.exact_resize)
+    return decoding, processor
+
+
+def _prepare(model, args, compile_blocks: bool = False, processor=None):  # noqa: ANN001,ANN202
     """Move the model to its device (and compile it); return the checkpoint's processor."""
     device = resolve_device(args.device)
     model.to(device)
@@ -55,7 +82,7 @@ def _prepare(model, args, compile_blocks: bool = False):  # noqa: ANN001,ANN202
         quantize_float8(model)
     if compile_blocks:
         model.compile_blocks()
-    return pipeline.load_processor(args.model, model.config, args.offline)
+    return processor or pipeline.load_processor(args.model, model.config, args.offline)
 
 
 def _dtype_line(args) -> OnceLine:  # noqa: ANN001
@@ -78,15 +105,17 @@ def _run_options(args) -> dict:  # noqa: ANN001
 # --------------------------------------------------------------------------- classify
 def classify(args) -> int:  # noqa: ANN001
     paths = pipeline.expand_videos(args.videos, allow_folders=True)
+    decoding, processor = _early_decoding(args, paths)
     model = pipeline.load_classifier(args.model, args.offline)
     config = model.config
     id2label = pipeline.read_label_names(args.labels, config.num_labels) if args.labels else None
-    processor = _prepare(model, args, args.compile)
+    processor = _prepare(model, args, args.compile, processor)
     errors = ErrorLog("classify")
     dtype_line = _dtype_line(args)
     width = max([len(str(p)) for p in paths] + [5])
     header = args.format == "table"  # printed before the first result, so a failure alone prints only its error
-    for result in pipeline.classify_videos(paths, model, processor, id2label=id2label, **_run_options(args)):
+    for result in pipeline.classify_videos(paths, model, processor, id2label=id2label, decoding=decoding,
+                                           **_run_options(args)):
         if not result.ok:
             errors(result.error)
             continue
@@ -119,16 +148,19 @@ def embed(args) -> int:  # noqa: ANN001
     if args.features == "tokens" and out.suffix.lower() != ".parquet":
         raise ValueError(f"--out {out}: the token grid is written per clip, to a .parquet file")
     paths = pipeline.expand_videos(args.videos, allow_folders=True, allow_lists=True)
+    parquet = out.suffix.lower() == ".parquet"
+    decoding, processor = _early_decoding(args, paths) if not parquet else (None, None)
     model, kind = pipeline.load_feature_model(args.model, args.offline)
     kind = {"auto": kind}.get(args.features, args.features)
-    processor = _prepare(model, args, args.compile)
+    processor = _prepare(model, args, args.compile, processor)
     errors = ErrorLog("embed")
     dtype_line = _dtype_line(args)
-    if out.suffix.lower() == ".parquet":
+    if parquet:
         return _embed_parquet(args, out, paths, model, processor, errors, dtype_line)
     names: list[str] = []
     rows: list[np.ndarray] = []
-    for result in pipeline.embed_videos(paths, model, processor, features=args.features, **_run_options(args)):
+    for result in pipeline.embed_videos(paths, model, processor, features=args.features, decoding=decoding,
+                                        **_run_options(args)):
         if not result.ok:
             errors(result.error)
             continue
