@@ -18,8 +18,9 @@ from .processing import VideoMAEImageProcessor, guess_processor
 
 SAMPLING_RATE_KEY = "sampling_rate"  # in config.json: the frame stride the model was trained with
 
-__all__ = ["quiet_loading", "model_architectures", "load_processor", "load_classifier", "load_feature_model",
-           "load_pretraining_model", "checkpoint_sampling_rate", "read_label_names", "SAMPLING_RATE_KEY"]
+__all__ = ["quiet_loading", "read_config", "model_architectures", "load_processor", "load_classifier",
+           "load_feature_model", "load_pretraining_model", "checkpoint_sampling_rate", "read_label_names",
+           "SAMPLING_RATE_KEY"]
 
 
 @contextlib.contextmanager
@@ -35,15 +36,20 @@ def quiet_loading() -> Iterator[None]:
         loader.setLevel(previous)
 
 
-def model_architectures(model: str, offline: bool = False) -> list[str]:
-    """The `architectures` recorded in a model's config.json ([] for a .pth or none recorded)."""
+def read_config(model: str, offline: bool = False) -> VideoMAEConfig | None:
+    """A model's config.json without its weights (beside a checkpoint file, in a folder or on the
+    hub), or None where there is none."""
     if Path(model).is_file():
         sibling = Path(model).parent / CONFIG_NAME
-        return list(VideoMAEConfig.from_json_file(sibling).architectures or []) if sibling.is_file() else []
+        return VideoMAEConfig.from_json_file(sibling) if sibling.is_file() else None
     path = resolve_file(model, CONFIG_NAME, required=False, local_files_only=offline)
-    if path is None:
-        return []
-    return list(VideoMAEConfig.from_json_file(path).architectures or [])
+    return VideoMAEConfig.from_json_file(path) if path is not None else None
+
+
+def model_architectures(model: str, offline: bool = False) -> list[str]:
+    """The `architectures` recorded in a model's config.json ([] for a .pth or none recorded)."""
+    config = read_config(model, offline)
+    return list(config.architectures or []) if config is not None else []
 
 
 def load_processor(model: str, config: VideoMAEConfig, offline: bool = False) -> VideoMAEImageProcessor:

@@ -37,7 +37,7 @@ from .data.gpu_decoders import GPU_DECODERS, gpu_decoder
 from .devices import autocast, default_num_workers, forward_streams, one_thread_worker, resolve_device, resolve_dtype
 from .loading import (SAMPLING_RATE_KEY, checkpoint_sampling_rate, load_classifier, load_feature_model,  # noqa: F401
                       load_pretraining_model, load_processor, model_architectures, quiet_loading,
-                      read_label_names)
+                      read_config, read_label_names)
 from .processing import VideoMAEImageProcessor
 
 logger = logging.getLogger(__name__)
@@ -534,6 +534,7 @@ __all__ = [
     "clip_indices",
     "expand_videos",
     "load_processor", "load_classifier", "load_feature_model", "load_pretraining_model", "model_architectures",
+    "read_config",
     "quiet_loading", "checkpoint_sampling_rate", "read_label_names", "DEFAULT_SAMPLING_RATE", "SAMPLING_RATE_KEY",
     "resolve_device", "resolve_dtype", "autocast",
 ]

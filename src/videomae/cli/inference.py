@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import pipeline
+from ..data.gpu_decoders import GPU_DECODERS
 from ..devices import default_num_workers, describe_dtype, resolve_device
 from ..writers import check_feature_path, embed_to_parquet, write_features
 
@@ -48,15 +49,12 @@ def _early_decoding(args, paths):  # noqa: ANN001,ANN202
     Decoding workers then fork from a small process, before CUDA starts, and decode while the
     model loads and moves to its device. Only where the model's config.json is at hand (a folder
     or a hub id) and PyAV decodes; GPU decoders start with the model."""
-    from ..config import CONFIG_NAME, VideoMAEConfig
     from ..exported import is_exported
-    from ..hub import resolve_file
 
     if args.decoder != "pyav" or is_exported(args.model) or Path(args.model).is_file():
         return None, None
     try:
-        path = resolve_file(args.model, CONFIG_NAME, required=False, local_files_only=args.offline)
-        config = VideoMAEConfig.from_json_file(path) if path is not None else None
+        config = pipeline.read_config(args.model, args.offline)
     except (OSError, ValueError):  # the model's own loading says what is wrong
         return None, None
     if config is None:
@@ -269,7 +267,7 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
                                  "not faster than bfloat16 yet: 0.92-0.94x on an H200)")
         parser.add_argument("--compile", action="store_true",
                             help="torch.compile the transformer blocks (worth it for many videos on a GPU)")
-        parser.add_argument("--decoder", choices=("pyav", "nvdec", "dali"), default="pyav",
+        parser.add_argument("--decoder", choices=("pyav", *GPU_DECODERS), default="pyav",
                             help="pyav: CPU decoding in --num-workers processes (default); nvdec: the GPU's decoder "
                                  "in --num-workers threads (needs CUDA and `pip install videomae[gpu]`; 8 threads "
                                  "were the best on an H200); dali: the GPU's decoder through NVIDIA DALI, likewise "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from ..data.gpu_decoders import GPU_DECODERS
 
 OptionsT = TypeVar("OptionsT", bound="BaseOptions")
 
@@ -137,7 +138,7 @@ class ClipOptions(BaseOptions):
 
     def validate(self) -> None:
         super().validate()
-        if self.decoder not in ("pyav", "nvdec", "dali"):
+        if self.decoder not in ("pyav", *GPU_DECODERS):
             raise ValueError(f"decoder must be 'pyav', 'nvdec' or 'dali', got {self.decoder!r}")
         if self.frame_stride is not None and self.frame_stride < 1:
             raise ValueError(f"frame_stride must be >= 1 (or None), got {self.frame_stride}")
