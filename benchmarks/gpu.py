@@ -14,8 +14,8 @@ pretraining step draws its mask on the CPU, as the data loader does (`MaskGenera
 trainer's collate step): ours takes it there, as `videomae pretrain` does; transformers' is
 copied to the GPU first, as its model needs.
 
---fp8 adds FP8 rows (inference and training); --epilogue-gelu adds inference rows with fc1's GELU
-in cuBLASLt's epilogue (a candidate for the model, kept out of the "ours" best).
+--fp8 adds FP8 rows (inference and training). Our bf16 inference rows run fc1's GELU in cuBLASLt's
+epilogue (`videomae.fused`), as the model does; --no-fused-gelu adds rows without it.
 
     python benchmarks/gpu.py [--quick] [--compile] [--json OUT.json]
     python benchmarks/gpu.py --device cpu --tiny [--compile]   # every case on a tiny model, seconds
@@ -304,38 +304,23 @@ def run_inference(args, b: Bench, modes: list[str], peak: float, rows: list) -> 
                 measure(f"inference b{batch} fp8 ours{suffix}", partial(inference_case, fp8, n, False, b, mode), n,
                         flops, peak, rows, b)
         del fp8
-    if args.epilogue_gelu:  # fc1's GELU in cuBLASLt's epilogue (tanh form), a candidate for the model
+    if args.no_fused_gelu:  # what fc1's GELU in the product's epilogue buys (kept out of "ours best")
         import copy
 
-        fused = epilogue_gelu(copy.deepcopy(ours))
-        x = b.clip(2, torch.bfloat16)
-        with torch.inference_mode():
-            error = rel(fused(x).logits.float(), ours(x).logits.float())
-        print(f"epilogue GELU: logits {error:.2e} from the model's own (bf16)", flush=True)
+        from videomae.modeling import Mlp
+
+        unfused = copy.deepcopy(ours)
+        for module in unfused.modules():
+            if isinstance(module, Mlp):
+                module.explicit = True
         for mode in [None, *modes]:
             suffix = f" compiled {mode}" if mode else ""
             for batch in (16, 64):
                 n = b.batch(batch)
-                measure(f"inference b{batch} epilogue-gelu ours{suffix}",
-                        partial(inference_case, fused, n, False, b, mode), n, flops, peak, rows, b)
-        del fused
+                measure(f"inference b{batch} unfused-gelu ours{suffix}",
+                        partial(inference_case, unfused, n, False, b, mode), n, flops, peak, rows, b)
+        del unfused
     return ["inference b16", "inference b64"]
-
-
-def epilogue_gelu(model):  # noqa: ANN001, ANN201
-    """`model` with each MLP's fc1 + GELU as one cuBLASLt call (`torch._addmm_activation`: the
-    GELU in the product's epilogue; inference only, it has no backward)."""
-    from videomae.modeling import Mlp
-
-    def forward(mlp, x):  # noqa: ANN001, ANN202
-        flat = x.reshape(-1, x.shape[-1])  # (B*N, C)
-        hidden = torch._addmm_activation(mlp.fc1.bias, flat, mlp.fc1.weight.t(), use_gelu=True)
-        return mlp.drop(mlp.fc2(hidden.reshape(*x.shape[:-1], -1)))
-
-    for module in model.modules():
-        if isinstance(module, Mlp):
-            module.forward = partial(forward, module)
-    return model
 
 
 def compare_training(workload: str, theirs, ours, n: int, kind: str, cfg, b: Bench, modes: list[str],
@@ -460,10 +445,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of each workload")
     parser.add_argument("--only", choices=WORKLOADS, action="append", help="run only these workloads (repeatable)")
     parser.add_argument("--autotune", action="store_true", help="also time torch.compile mode='max-autotune'")
+    parser.add_argument("--no-fused-gelu", action="store_true",
+                        help="also time our inference with the GELU as its own pass (what the fusion buys)")
     parser.add_argument("--fp8", action="store_true", help="also time FP8 linear layers: inference (videomae.fp8) "
                         "and training (torchao), against the bf16 rows")
-    parser.add_argument("--epilogue-gelu", action="store_true",
-                        help="also time inference with fc1's GELU in the product's epilogue (cuBLASLt)")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (with --tiny: a smoke test)")
     parser.add_argument("--tiny", action="store_true", help="a tiny model and batches of at most 2: checks that "
                         "every case runs, in seconds; its numbers mean nothing")

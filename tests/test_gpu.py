@@ -113,3 +113,35 @@ def test_attention_kernel_choice_on_gpu(monkeypatch):
     assert rel_err(sdpa.scaled_dot_product_attention(q, k, v), reference) < BF16_TOL
     (note,) = sdpa.chosen().values()
     assert note.startswith("CUDNN_ATTENTION (asked for") == hopper, note
+
+
+def test_fused_gelu_runs_in_bf16_inference_only(monkeypatch):
+    """fc1 + GELU as one cuBLASLt call in bf16 inference: every block takes it, the logits stay
+    within bf16's error of float32 and of the unfused model; training and "eager" do not take it."""
+    from videomae import fused
+
+    config, pixels, _ = _inputs()
+    calls = []
+    original = fused.fc1_gelu
+    monkeypatch.setattr(fused, "fc1_gelu", lambda fc1, x: calls.append(x.shape) or original(fc1, x))
+    model = _perturb(videomae.VideoMAEForVideoClassification(config)).cuda().eval()
+    reference = model(pixels.cuda()).logits.detach()  # float32, gradients on: unfused
+    assert not calls
+    model = model.bfloat16()
+    x = pixels.cuda().bfloat16()
+    with torch.inference_mode():
+        fast = model(x).logits.float()
+    assert len(calls) == config.num_hidden_layers
+    for module in model.modules():
+        if isinstance(module, videomae.modeling.Mlp):
+            module.explicit = True
+    with torch.inference_mode():
+        plain = model(x).logits.float()
+    assert len(calls) == config.num_hidden_layers
+    assert rel_err(fast, reference) < BF16_TOL and rel_err(fast, plain) < BF16_TOL
+    model(x).logits.sum().backward()  # training: the separate GELU, which has a backward
+    assert len(calls) == config.num_hidden_layers
+    eager = videomae.VideoMAEForVideoClassification(videomae.VideoMAEConfig(**CFG, attn_implementation="eager"))
+    with torch.inference_mode():
+        eager.cuda().bfloat16().eval()(x)
+    assert len(calls) == config.num_hidden_layers

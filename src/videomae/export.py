@@ -39,13 +39,13 @@ class _Tensors(nn.Module):
 
 
 def use_explicit_attention(model: nn.Module) -> nn.Module:
-    """Switch every attention layer to the explicit softmax, as `attn_implementation="eager"` does
-    at construction; returns the model."""
-    from .modeling import Attention
+    """Switch every attention layer to the explicit softmax (and every MLP to the GELU as its own
+    pass), as `attn_implementation="eager"` does at construction; returns the model."""
+    from .modeling import Attention, Mlp
 
     model.config.attn_implementation = "eager"
     for module in model.modules():
-        if isinstance(module, Attention):
+        if isinstance(module, (Attention, Mlp)):
             module.explicit = True
     return model
 

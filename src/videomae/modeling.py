@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .config import VideoMAEConfig
 from .constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from . import devices, sdpa
+from . import devices, fused, sdpa
 from .initialization import init_weights
 from .masking import check_mask, decoder_targets, gather_tokens, pretraining_targets, split_indices
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
@@ -188,8 +188,11 @@ class Mlp(nn.Module):
         self.act = _ACT[act]()
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
+        self.explicit = False  # True: the reference computation (no fused GELU), as Attention.explicit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.explicit and fused.eligible(self.fc1, self.act, x):
+            return self.drop(self.fc2(fused.fc1_gelu(self.fc1, x)))
         return self.drop(self.fc2(self.act(self.fc1(x))))
 
 
@@ -205,6 +208,7 @@ class Block(nn.Module):
         self.drop_path1 = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.mlp = Mlp(dim, mlp_dim, config.hidden_act, config.hidden_dropout_prob)
+        self.mlp.explicit = self.attn.explicit
         self.drop_path2 = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
     def forward(
