@@ -1,14 +1,14 @@
 """NVIDIA DALI's video decoder on the data path's files: decode-only clips/s at the trainer's own
 frame indices, beside pipeline.py's PyAV and PyNvVideoCodec rows, to choose a GPU decoder by
-measurement.
+measurement. On an H200 it lost to both (11-16 clips/s against 54-89 and 83-162; RESULTS.md,
+"GPU decoders"), so the library has no DALI decoder; this script keeps the measurement repeatable.
 
 Input: a folder made by `benchmarks/pipeline.py generate [prep]` (its raw/ and prepared-s4/), or
 any folder of videos. Cases, per variant:
 - `fn.decoders.video` (device "mixed": demuxing on DALI's CPU threads, NVDEC decoding), fed the
   encoded files and the trainer's frame indices (`frames`: pipeline.py's decode-stage indices,
-  same seed, so the same clips as its other rows), batch x DALI threads;
-- `videomae.data.dali.DaliDecoder` in 4 / 8 / 16 threads, one video a call: how the library
-  calls it (training's loading threads, `embed --decoder dali`);
+  same seed, so the same clips as its other rows), batch x DALI threads, and once without the
+  frame index DALI builds per file (`build_index=False`);
 - `fn.readers.video` (GPU): DALI picking the clips itself (sequence_length 16 at the sampling
   stride, random shuffle), the reader a DALI training loop would use.
 Frame counts come from `count_frames` (read_video's) before timing. A pixel check compares a few
@@ -61,7 +61,8 @@ def trainer_indices(paths: list[str], rate: int) -> list[np.ndarray]:
     return out
 
 
-def decoder_pipeline(paths: list[str], frames: list[np.ndarray], batch: int, threads: int, device: str):
+def decoder_pipeline(paths: list[str], frames: list[np.ndarray], batch: int, threads: int, device: str,
+                     build_index: bool = True):
     """A DALI pipeline that decodes `batch` videos an iteration, cycling through `paths`."""
     from nvidia.dali import fn, pipeline_def, types
 
@@ -76,7 +77,8 @@ def decoder_pipeline(paths: list[str], frames: list[np.ndarray], batch: int, thr
     def pipe():
         encoded, wanted = fn.external_source(source=source, num_outputs=2, batch=True,
                                              dtype=[types.UINT8, types.INT32])
-        return fn.decoders.video(encoded, device="mixed" if device != "cpu" else "cpu", frames=wanted)
+        return fn.decoders.video(encoded, device="mixed" if device != "cpu" else "cpu", frames=wanted,
+                                 build_index=build_index)
 
     p = pipe()
     p.build()
@@ -115,28 +117,11 @@ def timed_runs(p, iterations: int, device: str) -> tuple[float, int]:
     return time.perf_counter() - started, frames
 
 
-def threaded_decoder(paths: list[str], frames: list[np.ndarray], workers: int, device: str) -> dict:
-    """`videomae.data.dali.DaliDecoder` as training and embedding call it: `workers` threads, each
-    decoding one video a call through its own pipeline (warmed on one video each first)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from videomae.data.dali import DaliDecoder
-
-    decoder = DaliDecoder(0 if device != "cpu" else "cpu")
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda i: decoder(paths[i % len(paths)], frames[i % len(paths)]), range(workers)))
-        sync(device)
-        started = time.perf_counter()
-        clips = sum(1 for _ in pool.map(lambda i: decoder(paths[i], frames[i]), range(len(paths))))
-        sync(device)
-    seconds = time.perf_counter() - started
-    return {"clips_per_s": clips / seconds, "seconds": seconds}
-
-
 def pixel_check(paths: list[str], frames: list[np.ndarray], device: str, count: int = 4) -> dict:
     """DALI's frames against read_video's at the same indices: mean, 99.9th percentile and max
     absolute difference (levels of 255), and the share of DALI frames whose closest read_video
     frame among the index and its 2 neighbours each side is the index itself (same frames)."""
+    count = min(count, len(paths))
     p = decoder_pipeline(paths[:count], frames[:count], count, 2, device)
     (out,) = p.run()
     if device != "cpu":
@@ -195,22 +180,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
             emit({"variant": variant, "case": "pixels vs read_video", **pixel_check(paths, frames, args.device)})
         except Exception as err:  # noqa: BLE001 (a failing case is a result)
             emit({"variant": variant, "case": "pixels vs read_video", "error": repr(err)[:300]})
-        cases = [(b, t) for b in (args.batch or [16, 64]) for t in (args.threads or [4, 8, 15])]
-        for batch, threads in cases:
+        cases = [(b, t, True) for b in (args.batch or [16, 64]) for t in (args.threads or [4, 8, 15])]
+        for batch, threads, index in cases + [(16, 8, False)]:
             row = {"variant": variant, "case": "decoders.video, trainer's indices", "batch": batch,
-                   "threads": threads, "videos": len(paths)}
+                   "threads": threads, "build_index": index, "videos": len(paths)}
             try:
-                p = decoder_pipeline(paths, frames, batch, threads, args.device)
+                p = decoder_pipeline(paths, frames, batch, threads, args.device, index)
                 seconds, decoded = timed_runs(p, max(1, math.ceil(len(paths) / batch)), args.device)
                 emit({**row, "clips_per_s": decoded / NUM_FRAMES / seconds, "seconds": seconds})
                 del p
-            except Exception as err:  # noqa: BLE001
-                emit({**row, "error": repr(err)[:300]})
-        for workers in (4, 8, 16):  # the library's pattern: DaliDecoder (a pipeline a thread, one video a run)
-            row = {"variant": variant, "case": "DaliDecoder, one video a call", "threads": workers,
-                   "videos": len(paths)}
-            try:
-                emit({**row, **threaded_decoder(paths, frames, workers, args.device)})
             except Exception as err:  # noqa: BLE001
                 emit({**row, "error": repr(err)[:300]})
         if args.device == "cpu":

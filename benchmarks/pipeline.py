@@ -318,8 +318,8 @@ def stage_embed(s: Setup, variant: str, decoders: list[str] | None = None) -> li
     """End to end: `videomae embed FOLDER` as a user runs it (a ViT-B written here with random
     weights; one clip per video, from its middle), timed whole; and the library's
     `embed_videos` in this process with the model already loaded: PyAV in worker processes
-    (the decoder resizing, as the command does, and the processor resizing), and with "nvdec" or
-    "dali" in `decoders`, that GPU decoder in 8 threads."""
+    (the decoder resizing, as the command does, and the processor resizing), and with "nvdec" in
+    `decoders`, NVDEC in 8 threads."""
     from videomae.pipeline import embed_videos, load_feature_model, load_processor
 
     model_dir = s.dir / "vitb-model"
@@ -342,9 +342,8 @@ def stage_embed(s: Setup, variant: str, decoders: list[str] | None = None) -> li
     list(embed_videos(paths[:8], model, processor, num_clips=1, batch_size=32, num_workers=0))  # warm the model
     cases = [("embed_videos, model loaded, decoder resizes", dict(num_workers=s.workers, decoder_resize=True)),
              ("embed_videos, model loaded, processor resizes", dict(num_workers=s.workers))]
-    for name, label in (("nvdec", "NVDEC"), ("dali", "DALI")):
-        if name in (decoders or []):
-            cases.append((f"embed_videos, model loaded, {label} 8 threads", dict(num_workers=8, decoder=name)))
+    if "nvdec" in (decoders or []):
+        cases.append(("embed_videos, model loaded, NVDEC 8 threads", dict(num_workers=8, decoder="nvdec")))
     for how, options in cases:
         try:
             started = time.perf_counter()
@@ -402,7 +401,7 @@ def main() -> None:
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "videomae-pipeline"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "pipeline.json"))
     parser.add_argument("--variant", action="append", choices=["raw", *PREPARED], help="data (default: all)")
-    parser.add_argument("--decoder", action="append", choices=("pyav", "nvdec", "dali"),
+    parser.add_argument("--decoder", action="append", choices=("pyav", "nvdec"),
                         help="decoders of pretrain and embed runs")
     parser.add_argument("--count", type=int, default=512)
     parser.add_argument("--workers", type=int, default=None, help="decode processes / loader workers (CPUs - 1)")

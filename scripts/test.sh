@@ -2,8 +2,7 @@
 # Set up a virtual environment in .venv (if needed) and run the test suite.
 # torch is pinned for the test environment only (a CPU wheel where available); the
 # library itself accepts any torch >= 2.4. The serve, export, features and ray extras are installed
-# so that `videomae serve`, `videomae export`, Parquet features and `embed --engine ray` are tested too,
-# and the dali extra where its wheels exist (Linux), for the DALI decoder's CPU-backend tests.
+# so that `videomae serve`, `videomae export`, Parquet features and `embed --engine ray` are tested too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -11,8 +10,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
-extras="test,serve,export,features,ray"
-# NVIDIA DALI's wheels are Linux-only; its CPU backend runs the DALI decoder tests on VP9 files
-case "$(uname -sm)" in "Linux x86_64" | "Linux aarch64") extras="$extras,dali" ;; esac
-.venv/bin/python -m pip install -q -e ".[$extras]"
+.venv/bin/python -m pip install -q -e ".[test,serve,export,features,ray]"
 exec .venv/bin/python -m pytest -q "$@"

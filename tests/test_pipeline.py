@@ -259,7 +259,7 @@ def test_threaded_decoding_gives_the_items_in_order(videos, processor) -> None: 
         assert (a.clips is None and b.clips is None) or torch.equal(a.clips, b.clips)
 
 
-@pytest.mark.parametrize("decoder", ["nvdec", "dali"])
+@pytest.mark.parametrize("decoder", ["nvdec"])
 def test_a_gpu_decoder_without_a_gpu_is_a_clear_error(videos, classifier, processor, decoder) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match=f"{decoder}.*CUDA"):
         list(classify_videos(videos, classifier, processor, decoder=decoder))

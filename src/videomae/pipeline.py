@@ -357,8 +357,8 @@ def run_videos(
 
     batch_size: None -> `default_batch_size(device, num_clips)`.
     decoder: None (PyAV in worker processes), "nvdec" (NVDEC on the model's GPU through
-    PyNvVideoCodec, in `num_workers` threads of this process; 8 was the best on an H200), "dali"
-    (NVDEC through NVIDIA DALI, likewise), or a `FrameDecoder`.
+    PyNvVideoCodec, in `num_workers` threads of this process; 8 was the best on an H200) or a
+    `FrameDecoder`.
     decoder_resize: the PyAV decoder scales frames to the processor's shorter side as it converts
     them (about 1.8x faster decoding; FFmpeg's bilinear filter, so pixels differ from the
     processor's PIL-equal resize by a few levels). False keeps transformers' numbers.

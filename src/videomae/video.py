@@ -281,7 +281,7 @@ def stored_size(size: int, width: int, height: int) -> tuple[int, int]:
 
 def count_frames(path: PathLike) -> int:
     """The number of frames `read_video` indexes (one demux pass, no decoding): what a decoder
-    that takes indices up front (DALI) needs to draw a clip as `read_video` would."""
+    that takes indices up front needs to draw a clip as `read_video` would."""
     container, stream, name = _open(path)
     try:
         return len(_scan(container, stream, name).pts)

@@ -270,8 +270,7 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
         parser.add_argument("--decoder", choices=("pyav", *GPU_DECODERS), default="pyav",
                             help="pyav: CPU decoding in --num-workers processes (default); nvdec: the GPU's decoder "
                                  "in --num-workers threads (needs CUDA and `pip install videomae[gpu]`; 8 threads "
-                                 "were the best on an H200); dali: the GPU's decoder through NVIDIA DALI, likewise "
-                                 "(`pip install videomae[dali]`)")
+                                 "were the best on an H200)")
         parser.add_argument("--exact-resize", action="store_true",
                             help="resize frames with the processor (transformers' numbers, PIL's filter) instead of "
                                  "in the decoder's colour conversion (the default: about 1.8x less decoding work, "

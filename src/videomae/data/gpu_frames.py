@@ -1,4 +1,4 @@
-"""What the GPU decoders (`nvdec`, `dali`) share: which frames to decode for a request, and the
+"""What a GPU decoder (`nvdec`) needs beside its own calls: which frames to decode for a request, and the
 resize to a shorter side as `read_video` sizes it."""
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class BaseOptions:
     precision: str = _opt("auto", "'auto' (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32), 'fp32', "
                                    "'bf16' or 'fp16' (with loss scaling)")
     num_workers: int | None = _opt(None, "DataLoader worker processes per GPU (None: the CPUs per process but one; "
-                                         "0: load in the main process); with a GPU decoder ('nvdec', 'dali'), "
+                                         "0: load in the main process); with the GPU decoder ('nvdec'), "
                                          "loading threads")
     progress: bool = _opt(True, "show progress bars (rank 0 only)")
     log_every: int = _opt(10, "write a metrics.jsonl record every N optimizer steps")
@@ -133,13 +133,12 @@ class ClipOptions(BaseOptions):
     frame_stride: int | None = _opt(None, "the videos keep every N-th source frame (`videomae prep --frame-stride`); "
                                           "None: read it from the prep.json that `videomae prep` writes, else 1")
     decoder: str = _opt("pyav", "'pyav' (CPU, worker processes), 'nvdec' (GPU decoding in threads of the training "
-                                "process; needs PyNvVideoCodec: pip install videomae[gpu]) or 'dali' (likewise, "
-                                "through NVIDIA DALI: pip install videomae[dali])")
+                                "process; needs PyNvVideoCodec: pip install videomae[gpu])")
 
     def validate(self) -> None:
         super().validate()
         if self.decoder not in ("pyav", *GPU_DECODERS):
-            raise ValueError(f"decoder must be 'pyav', 'nvdec' or 'dali', got {self.decoder!r}")
+            raise ValueError(f"decoder must be one of {('pyav', *GPU_DECODERS)}, got {self.decoder!r}")
         if self.frame_stride is not None and self.frame_stride < 1:
             raise ValueError(f"frame_stride must be >= 1 (or None), got {self.frame_stride}")
         if self.sampling_rate < 1:
