@@ -289,3 +289,31 @@ def test_a_copy_larger_than_max_size_ratio_is_encoded_again_coarser(tmp_path):
     assert tight.done == 1 and tight.failed == 0
     assert tight.ratio <= tight_ratio < loose.ratio
     assert source.stat().st_size * tight.ratio == pytest.approx((tmp_path / "tight" / "noise.mp4").stat().st_size)
+
+
+# --------------------------------------------------------------------------- inference reads it
+def test_classify_and_embed_sample_prepared_videos_at_the_source_rate(class_folders: Path, tmp_path: Path) -> None:
+    """A clip at sampling rate 4 of a video that keeps every 2nd frame takes every 2nd stored
+    frame: the same source frames as in the original (found from the prep.json above the file,
+    or given), and its times in seconds are the original's."""
+    from videomae import VideoMAEImageProcessor
+    from videomae.pipeline import VideoClips
+    from videomae.writers import clip_times
+
+    dst = tmp_path / "dst"
+    prepare(class_folders, dst, frame_stride=2, keyint=4, **FAST)
+    source, stored = class_folders / "cat" / "a1.mp4", dst / "cat" / "a1.mp4"  # prep.json is in dst, above
+    processor = VideoMAEImageProcessor(size={"shortest_edge": 48}, crop_size={"height": 48, "width": 48})
+
+    def clips(path: Path, **kwargs) -> torch.Tensor:  # noqa: ANN003
+        item = VideoClips([path], processor, 4, 4, 2, **kwargs)[0]
+        assert item.error is None, item.error
+        return item.clips.float()  # (2, 4, 3, 48, 48)
+
+    original = clips(source)
+    assert (clips(stored) - original).abs().mean() < PIXEL_TOLERANCE
+    assert (clips(stored, frame_stride=2) - original).abs().mean() < PIXEL_TOLERANCE
+    assert (clips(stored, frame_stride=1) - original).abs().mean() > 2 * PIXEL_TOLERANCE  # twice the span
+    np.testing.assert_allclose(clip_times(stored, 4, 4, 2), clip_times(source, 4, 4, 2), atol=0.07)
+    odd = VideoClips([stored], processor, 4, 3, 2)[0]
+    assert odd.clips is None and str(stored) in odd.error and "sampling_rate 3" in odd.error

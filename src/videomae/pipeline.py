@@ -85,6 +85,15 @@ def clip_indices(num_video_frames: int, clip_len: int, sampling_rate: int, num_c
     return multi_clip_indices(clip_len, rate, num_video_frames, num_clips)
 
 
+def stored_rate(path: str | os.PathLike, sampling_rate: int, frame_stride: int | None = None) -> int:
+    """The clip stride in the video's stored frames for `sampling_rate` source frames: the
+    video keeps every `frame_stride`-th frame (None: its prep.json's, else 1)."""
+    from .data.datasets import stored_sampling_rate
+    from .prep import video_frame_stride
+
+    return stored_sampling_rate(sampling_rate, frame_stride or video_frame_stride(path))
+
+
 class FrameDecoder(Protocol):
     """`read_video`'s signature: decode the frames a picker chooses from the frame count.
 
@@ -125,10 +134,15 @@ class DecodedVideo:
 
 class VideoClips(Dataset):
     """Item i: `num_clips` uniform clips of video i, resized and cropped by the processor (in
-    uint8), or the reason it cannot be read. Never raises for a bad file."""
+    uint8), or the reason it cannot be read. Never raises for a bad file.
+
+    `sampling_rate` counts source frames. Videos that `videomae prep --frame-stride S` wrote keep
+    every S-th frame, so a clip takes every (rate / S)-th stored one: S from `frame_stride`, or
+    when None from each video's prep.json (`video_frame_stride`)."""
 
     def __init__(self, paths: Sequence[Path], processor: VideoMAEImageProcessor, clip_len: int, sampling_rate: int,
-                 num_clips: int, decoder: FrameDecoder | None = None, decoder_resize: bool = False) -> None:
+                 num_clips: int, decoder: FrameDecoder | None = None, decoder_resize: bool = False,
+                 frame_stride: int | None = None) -> None:
         if clip_len < 1 or sampling_rate < 1 or num_clips < 1:
             raise ValueError(f"clip_len, sampling_rate and num_clips must be >= 1, got {clip_len}, {sampling_rate}, "
                              f"{num_clips}")
@@ -136,6 +150,7 @@ class VideoClips(Dataset):
         self.processor = processor
         self.clip_len = clip_len
         self.sampling_rate = sampling_rate
+        self.frame_stride = frame_stride
         self.num_clips = num_clips
         self.decoder = decoder or _read_video
         # The decoder's converter scales while it converts to RGB (one pass, FFmpeg's bilinear)
@@ -157,8 +172,10 @@ class VideoClips(Dataset):
     def clips(self, path: Path) -> torch.Tensor:
         """(num_clips, T, C, H, W) uint8: the processor's resize and crop, without its rescale and
         normalisation (those run on the model's device, see `normalize`)."""
+        rate = stored_rate(path, self.sampling_rate, self.frame_stride)
+
         def pick(total: int) -> np.ndarray:
-            return clip_indices(total, self.clip_len, self.sampling_rate, self.num_clips).reshape(-1)
+            return clip_indices(total, self.clip_len, rate, self.num_clips).reshape(-1)
 
         if self.short_side is not None:
             frames = _read_video(path, pick, self.short_side)
@@ -235,7 +252,7 @@ class Decoding:
 def start_decoding(paths: Sequence[str | os.PathLike], processor: VideoMAEImageProcessor, *, clip_len: int,
                    sampling_rate: int, num_clips: int, num_workers: int | None = None,
                    device: str | torch.device = "cpu", decoder: FrameDecoder | str | None = None,
-                   decoder_resize: bool = False) -> Decoding:
+                   decoder_resize: bool = False, frame_stride: int | None = None) -> Decoding:
     """Start decoding the videos' clips for a model on `device` (see `run_videos` for the
     options). Worker processes start now: before CUDA and the model's weights are loaded they
     fork from a small process, and they decode while the model loads."""
@@ -249,7 +266,7 @@ def start_decoding(paths: Sequence[str | os.PathLike], processor: VideoMAEImageP
         raise ValueError(f"decoder must be 'pyav', {', '.join(map(repr, GPU_DECODERS))} or a FrameDecoder, "
                          f"got {decoder!r}")
     dataset = VideoClips([Path(p) for p in paths], processor, clip_len, sampling_rate, num_clips, decoder,
-                         decoder_resize)
+                         decoder_resize, frame_stride)
     workers = default_num_workers() if num_workers is None else num_workers
     videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda" and not gpu_decoding,
                             threads=gpu_decoding)
@@ -350,6 +367,7 @@ def run_videos(
     id2label: dict[int, str] | None = None,
     decoder_resize: bool = False,
     decoding: Decoding | None = None,
+    frame_stride: int | None = None,
 ) -> Iterator[VideoResult]:
     """`forward` ((B, T, C, H, W) float32 on `device` -> (B, D)) applied to `num_clips` clips of
     every video, in batches of `batch_size` clips that may mix videos. Yields one result per
@@ -365,6 +383,9 @@ def run_videos(
     progress: a bar with videos/s on stderr; None shows it when stderr is a terminal.
     decoding: the same videos already decoding (`start_decoding`); the decoding options above
     are then its own.
+    frame_stride: the videos keep every N-th source frame (`videomae prep --frame-stride`); None
+    reads each video's from the prep.json above it (1 for videos not prepared). `sampling_rate`
+    counts source frames either way.
 
     On the CPU, batches run in as many threads as torch has, one thread each (torch runs one
     thread an op until the iteration ends): see `devices.forward_streams`.
@@ -379,7 +400,7 @@ def run_videos(
     if decoding is None:
         decoding = start_decoding(paths, processor, clip_len=clip_len, sampling_rate=sampling_rate,
                                   num_clips=num_clips, num_workers=num_workers, device=device, decoder=decoder,
-                                  decoder_resize=decoder_resize)
+                                  decoder_resize=decoder_resize, frame_stride=frame_stride)
     elif [str(p) for p in decoding.dataset.paths] != [str(Path(p)) for p in paths]:
         raise ValueError("decoding: started for other videos than these paths")
     dataset, videos = decoding.dataset, decoding.videos
@@ -465,6 +486,7 @@ def classify_videos(
     id2label: dict[int, str] | None = None,
     decoder_resize: bool = False,
     decoding: Decoding | None = None,
+    frame_stride: int | None = None,
 ) -> Iterator[VideoResult]:
     """Class scores of every video: the softmax (sigmoid for multi-label models) of each clip,
     averaged. Runs where the model is; `sampling_rate` None: the one the checkpoint records,
@@ -481,7 +503,7 @@ def classify_videos(
                       batch_size=batch_size, num_workers=num_workers, device=_model_device(model), dtype=dtype,
                       progress=progress, decoder=decoder,
                       id2label=id2label or {int(k): v for k, v in config.id2label.items()},
-                      decoder_resize=decoder_resize, decoding=decoding)
+                      decoder_resize=decoder_resize, decoding=decoding, frame_stride=frame_stride)
 
 
 def video_features(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
@@ -508,6 +530,7 @@ def embed_videos(
     features: str = "auto",
     decoder_resize: bool = False,
     decoding: Decoding | None = None,
+    frame_stride: int | None = None,
 ) -> Iterator[VideoResult]:
     """One feature per video, the mean over its clips; `features`: a kind of
     `videomae.features` (auto: `video_features`). Runs where the model is; `sampling_rate`
@@ -519,7 +542,7 @@ def embed_videos(
     return run_videos(paths, feature_function(model, features), processor, clip_len=clip_len, sampling_rate=rate,
                       num_clips=num_clips, batch_size=batch_size, num_workers=num_workers,
                       device=_model_device(model), dtype=dtype, progress=progress, decoder=decoder,
-                      decoder_resize=decoder_resize, decoding=decoding)
+                      decoder_resize=decoder_resize, decoding=decoding, frame_stride=frame_stride)
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -38,7 +38,7 @@ from .data.datasets import find_videos, read_video_list
 from .video import _open, _rotation
 
 __all__ = ["PrepOptions", "PrepSummary", "FileResult", "prepare", "transcode", "stored_frame_stride",
-           "output_size", "PREP_FILE", "MANIFEST_FILE"]
+           "video_frame_stride", "output_size", "PREP_FILE", "MANIFEST_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -514,3 +514,16 @@ def stored_frame_stride(data_path: str | os.PathLike) -> int:
     if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
         raise ValueError(f"{meta_path}: frame_stride must be a positive integer, got {stride!r}")
     return stride
+
+
+def video_frame_stride(path: str | os.PathLike) -> int:
+    """The frame stride one video was stored with: from the `prep.json` of the `videomae prep`
+    output that holds it (its folder or the nearest one above: prep keeps the source's
+    sub-folders), else 1. Inference reads it so that a clip spans the source frames it would in
+    the original video (a few stat calls a video, nothing beside decoding)."""
+    folder = Path(path).resolve().parent
+    for parent in (folder, *folder.parents):
+        if (parent / PREP_FILE).is_file():
+            return stored_frame_stride(parent)
+    return 1
+

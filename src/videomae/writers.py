@@ -68,14 +68,16 @@ def write_features(out: str | os.PathLike, names: list[str], matrix: np.ndarray)
 
 
 # --------------------------------------------------------------------------- per clip, Parquet
-def clip_times(path: str | os.PathLike, clip_len: int, sampling_rate: int, num_clips: int) -> np.ndarray:
+def clip_times(path: str | os.PathLike, clip_len: int, sampling_rate: int, num_clips: int,
+               frame_stride: int | None = None) -> np.ndarray:
     """(num_clips, 2) start and end of each clip `run_videos` takes, in seconds: first frame / fps
     and (last frame + 1) / fps at the average frame rate (NaN where the file records none)."""
-    from .pipeline import clip_indices
+    from .pipeline import clip_indices, stored_rate
     from .video import probe_video
 
     info = probe_video(path)
-    index = clip_indices(info.num_frames, clip_len, sampling_rate, num_clips)  # (num_clips, clip_len)
+    rate = stored_rate(path, sampling_rate, frame_stride)
+    index = clip_indices(info.num_frames, clip_len, rate, num_clips)  # (num_clips, clip_len)
     fps = info.fps if info.fps > 0 else float("nan")
     return np.stack([index[:, 0] / fps, (index[:, -1] + 1) / fps], axis=1)
 
@@ -266,7 +268,7 @@ def embed_to_parquet(
 ) -> Iterator[object]:
     """Features of every clip of every video not yet in `out`, written as they come; yields each
     video's `VideoResult` (after its rows are buffered). `run_options`: `run_videos`' batch_size,
-    num_workers, dtype, progress, decoder."""
+    num_workers, dtype, progress, decoder, frame_stride."""
     from .features import feature_function, resolve_kind
     from .pipeline import DEFAULT_SAMPLING_RATE, checkpoint_sampling_rate, run_videos
 
@@ -281,7 +283,7 @@ def embed_to_parquet(
                              sampling_rate=rate, num_clips=num_clips, device=_device(model), **run_options)
         for result in results:
             if result.ok:
-                times = clip_times(result.path, config.num_frames, rate, num_clips)
+                times = clip_times(result.path, config.num_frames, rate, num_clips, run_options.get("frame_stride"))
                 writer.add(str(result.path), result.clip_outputs.numpy(), times)
             else:
                 writer.add(str(result.path), None, None, result.error)

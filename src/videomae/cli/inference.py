@@ -63,7 +63,7 @@ def _early_decoding(args, paths):  # noqa: ANN001,ANN202
     clip_len, rate = pipeline.clip_settings(config, args.sampling_rate)
     decoding = pipeline.start_decoding(paths, processor, clip_len=clip_len, sampling_rate=rate,
                                        num_clips=args.num_clips, num_workers=args.num_workers, device=args.device,
-                                       decoder_resize=not args.exact_resize)
+                                       decoder_resize=not args.exact_resize, frame_stride=args.frame_stride)
     return decoding, processor
 
 
@@ -97,7 +97,7 @@ def _run_options(args) -> dict:  # noqa: ANN001
     return dict(sampling_rate=args.sampling_rate, num_clips=args.num_clips, batch_size=args.batch_size,
                 num_workers=args.num_workers, dtype="bfloat16" if args.dtype == "float8" else args.dtype,
                 progress=args.progress,
-                decoder_resize=not args.exact_resize, decoder=args.decoder)
+                decoder_resize=not args.exact_resize, decoder=args.decoder, frame_stride=args.frame_stride)
 
 
 # --------------------------------------------------------------------------- classify
@@ -271,6 +271,10 @@ def add_model_arguments(parser, batch: bool = True) -> None:  # noqa: ANN001
                             help="pyav: CPU decoding in --num-workers processes (default); nvdec: the GPU's decoder "
                                  "in --num-workers threads (needs CUDA and `pip install videomae[gpu]`; 8 threads "
                                  "were the best on an H200)")
+        parser.add_argument("--frame-stride", type=_positive, default=None, metavar="S",
+                            help="the videos keep every S-th source frame (`videomae prep --frame-stride S`), so a "
+                                 "clip takes every (rate / S)-th stored one (default: read from the prep.json that "
+                                 "`videomae prep` writes above its videos; 1 for videos not prepared)")
         parser.add_argument("--exact-resize", action="store_true",
                             help="resize frames with the processor (transformers' numbers, PIL's filter) instead of "
                                  "in the decoder's colour conversion (the default: about 1.8x less decoding work, "
