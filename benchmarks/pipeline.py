@@ -326,14 +326,17 @@ def stage_embed(s: Setup, variant: str, decoders: list[str] | None = None) -> li
     if not (model_dir / "config.json").is_file():
         VideoMAEForPreTraining(s.config).save_pretrained(model_dir)
     out = s.dir / f"embed-{variant}.npy"
-    command = [sys.executable, "-m", "videomae", "embed", str(s.data(variant)), "--model", str(model_dir),
+    paths = [r.path for r in s.records(variant)] * s.args.repeat
+    listing = s.dir / f"embed-{variant}-list.txt"  # the list the command reads (each video `--repeat` times)
+    listing.write_text("".join(f"{p}\n" for p in paths))
+    command = [sys.executable, "-m", "videomae", "embed", str(listing), "--model", str(model_dir),
                "--out", str(out), "--num-clips", "1", "--batch-size", "32", "--num-workers", str(s.workers)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
-    paths = [r.path for r in s.records(variant)]
     results = [{"stage": "embed", "variant": variant, "how": "videomae embed, whole command", "videos": len(paths),
+                "repeat": s.args.repeat,
                 "videos_per_s": len(paths) / seconds, "seconds": seconds, "rc": done.returncode,
                 "stderr_tail": done.stderr[-300:]}]
     model, _ = load_feature_model(str(model_dir))
@@ -356,6 +359,7 @@ def stage_embed(s: Setup, variant: str, decoders: list[str] | None = None) -> li
         # start-up (workers, the first batch) against the steady rate after the first batch of 32
         after = done_at[31:] if count > 32 else []
         results.append({"stage": "embed", "variant": variant, "how": how, "workers": options["num_workers"],
+                        "repeat": s.args.repeat,
                         "videos": count, "videos_per_s": count / seconds if seconds else None, "seconds": seconds,
                         "first_batch_s": done_at[min(31, count - 1)] if count else None,
                         "videos_per_s_after_first_batch": (len(after) - 1) / (after[-1] - after[0])
@@ -409,6 +413,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps of the end-to-end runs")
     parser.add_argument("--sampling-rate", type=int, default=4)
     parser.add_argument("--num-sample", type=int, action="append", help="repeated augmentation S of pretrain runs")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="embed: each video this many times in one run, so start-up weighs as on a larger set")
     parser.add_argument("--quick", action="store_true", help="tiny data and model on the CPU (checks the script)")
     args = parser.parse_args()
     stages = STAGES if "all" in args.stages else args.stages
