@@ -259,6 +259,36 @@ def test_threaded_decoding_gives_the_items_in_order(videos, processor) -> None: 
         assert (a.clips is None and b.clips is None) or torch.equal(a.clips, b.clips)
 
 
+class _SlowFirst:
+    """read_video, with the first video 1.5 s slower: a video that holds back its worker."""
+
+    def __init__(self, first: Path) -> None:
+        self.first = first
+
+    def __call__(self, path: Path, indices):  # noqa: ANN001,ANN204
+        import time
+
+        if path == self.first:
+            time.sleep(1.5)
+        return read_video(path, indices)
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_a_slow_video_holds_back_only_its_own_worker(videos, classifier, processor, threads) -> None:  # noqa: ANN001
+    """Out of order, the other videos come while the first one decodes (in order, every worker
+    stops two items ahead of it); run_videos still gives the results in input order."""
+    from videomae.pipeline import decoded_videos
+
+    dataset = VideoClips(videos, processor, clip_len=4, sampling_rate=2, num_clips=1, decoder=_SlowFirst(videos[0]))
+    arrived = [v.index for v in decoded_videos(dataset, 2, threads=threads, in_order=False)]
+    assert sorted(arrived) == list(range(len(videos))) and arrived.index(0) >= 2  # in order: first
+    assert [v.index for v in decoded_videos(dataset, 2, threads=threads)] == list(range(len(videos)))
+    results = list(classify_videos(videos, classifier, processor, num_clips=1, num_workers=2,
+                                   decoder=_SlowFirst(videos[0]), dtype="float32"))
+    assert [r.path for r in results] == videos
+    assert results[2].error is not None and all(r.ok for i, r in enumerate(results) if i != 2)
+
+
 @pytest.mark.parametrize("decoder", ["nvdec"])
 def test_a_gpu_decoder_without_a_gpu_is_a_clear_error(videos, classifier, processor, decoder) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match=f"{decoder}.*CUDA"):

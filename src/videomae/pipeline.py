@@ -17,6 +17,7 @@ frame-index picker -> (frames, H, W, 3) uint8), e.g. a GPU decoder; clip selecti
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import sys
@@ -212,31 +213,49 @@ def _as_is(item: DecodedVideo) -> DecodedVideo:
 
 
 def decoded_videos(dataset: VideoClips, num_workers: int, pin_memory: bool = False,
-                   threads: bool = False) -> Iterable[DecodedVideo]:
-    """The dataset's items in order, decoded `num_workers` processes ahead (0: here, in turn);
-    `threads`: threads of this process instead (a GPU decoder, whose CUDA context worker
-    processes cannot share; NVDEC and PyAV both release the GIL while decoding)."""
+                   threads: bool = False, in_order: bool = True) -> Iterable[DecodedVideo]:
+    """The dataset's items, decoded `num_workers` processes ahead (0: here, in turn); `threads`:
+    threads of this process instead (a GPU decoder, whose CUDA context worker processes cannot
+    share; NVDEC and PyAV both release the GIL while decoding).
+
+    `in_order=False` yields each item as it is done (`DecodedVideo.index` says which): one slow
+    video then holds back only its own worker. In order, every worker waits once it is two
+    items ahead of the slowest; on an H200's 16 cores that cost embedding a third of the decode
+    rate on long-GOP files, whose clips take 1-5x each other's time (benchmarks/RESULTS.md)."""
     workers = max(0, min(num_workers, len(dataset)))
     if workers == 0:
         return (dataset[i] for i in range(len(dataset)))
     if threads:
-        return _threaded_items(dataset, workers)
+        return _threaded_items(dataset, workers, in_order)
+    options = {}
+    if not in_order:  # torch >= 2.6 hands each worker new work as soon as it delivers; older: a deeper queue
+        options = {"in_order": False} if "in_order" in inspect.signature(DataLoader).parameters else \
+            {"prefetch_factor": 4}
     return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
-                      pin_memory=pin_memory, prefetch_factor=2, worker_init_fn=one_thread_worker)
+                      pin_memory=pin_memory, worker_init_fn=one_thread_worker, **{"prefetch_factor": 2, **options})
 
 
-def _threaded_items(dataset: VideoClips, workers: int) -> Iterator[DecodedVideo]:
-    """Items in order from `workers` threads, at most 2 * workers decoded ahead."""
-    from concurrent.futures import ThreadPoolExecutor
+def _threaded_items(dataset: VideoClips, workers: int, in_order: bool = True) -> Iterator[DecodedVideo]:
+    """Items from `workers` threads, at most 2 * workers decoded ahead; in order, or as done."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     with ThreadPoolExecutor(workers, thread_name_prefix="videomae-decode") as pool:
         pending: deque = deque()
+
+        def take() -> DecodedVideo:  # the oldest item, or (out of order) the first one done
+            if in_order:
+                return pending.popleft().result()
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            future = next(f for f in pending if f in done)
+            pending.remove(future)
+            return future.result()
+
         for index in range(len(dataset)):
             pending.append(pool.submit(dataset.__getitem__, index))
             if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
+                yield take()
         while pending:
-            yield pending.popleft().result()
+            yield take()
 
 
 @dataclass
@@ -269,7 +288,7 @@ def start_decoding(paths: Sequence[str | os.PathLike], processor: VideoMAEImageP
                          decoder_resize, frame_stride)
     workers = default_num_workers() if num_workers is None else num_workers
     videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda" and not gpu_decoding,
-                            threads=gpu_decoding)
+                            threads=gpu_decoding, in_order=False)  # run_videos puts the results in order
     return Decoding(dataset, iter(videos))
 
 
@@ -405,7 +424,8 @@ def run_videos(
         raise ValueError("decoding: started for other videos than these paths")
     dataset, videos = decoding.dataset, decoding.videos
     labels = dict(id2label or {})
-    pending: deque[_Pending] = deque()
+    pending: dict[int, _Pending] = {}  # by input position: videos arrive as decoded, results leave in order
+    next_out = 0
     batch: list[torch.Tensor] = []
     owners: list[tuple[_Pending, int]] = []
     in_flight: deque[tuple[Future, list[tuple[_Pending, int]]]] = deque()  # oldest first
@@ -439,9 +459,11 @@ def run_videos(
         collect(wait_for=len(in_flight) - streams + 1)  # keep at most `streams` running
 
     def finished() -> Iterator[VideoResult]:
+        nonlocal next_out
         collect(wait_for=0)
-        while pending and pending[0].done:
-            video = pending.popleft()
+        while next_out in pending and pending[next_out].done:
+            video = pending.pop(next_out)
+            next_out += 1
             bar.update(1)
             yield VideoResult(video.path, torch.cat(video.rows) if video.error is None else None, video.error,
                               labels)
@@ -453,7 +475,7 @@ def run_videos(
         try:
             for video in videos:
                 entry = _Pending(video.path, 0 if video.clips is None else video.clips.shape[0], video.error)
-                pending.append(entry)
+                pending[video.index] = entry
                 start = 0
                 while start < entry.expected:  # a video's clips may straddle two batches
                     take = min(batch_size - sum(count for _, count in owners), entry.expected - start)
