@@ -41,7 +41,7 @@ def products(b: Bench, tokens: int) -> None:
         t8q = bench(partial(quantize_rows, x), b)
         print(f"  {tokens}x{k} @ {k}x{n}: bf16 {t16:.3f} ms ({flops / t16 / 1e9:.0f} TFLOP/s), fp8 {t8:.3f} ms "
               f"({flops / t8 / 1e9:.0f} TFLOP/s), quantising the input (eager) {t8q:.3f} ms", flush=True)
-        if n == 3072:  # fc1: GELU as a separate pass (as the model runs it) or in the product's epilogue
+        if n == 3072:  # fc1: GELU as a separate pass (training, "eager") or in the product's epilogue (inference)
             separate = bench(partial(_linear_gelu, x, w, bias), b)
             fused = bench(partial(torch._addmm_activation, bias, x, w.t(), use_gelu=True), b)
             exact = _linear_gelu(x.float(), w.float(), bias.float())
