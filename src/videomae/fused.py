@@ -3,8 +3,8 @@
 Why: the GELU between the MLP's two products is a separate pass over the widest activation
 (tokens x 3,072 at ViT-B), about 11% of a bf16 forward on an H200. cuBLASLt can apply GELU to
 the product's accumulator before it is written (`torch._addmm_activation(..., use_gelu=True)`):
-ViT-B inference at batch 16 went from 1,154 to 1,271 clips/s, compiled (`benchmarks/gpu.py
---epilogue-gelu`, RESULTS.md). The epilogue computes the tanh form of GELU in float32; it
+ViT-B inference at batch 16 went from 1,175 to 1,255 clips/s, both compiled (`benchmarks/gpu.py
+--no-fused-gelu`, RESULTS.md). The epilogue computes the tanh form of GELU in float32; it
 differs from the exact form by at most 5e-4, below bf16's and fp16's rounding of the values
 where it differs (spacing 8e-3 and 1e-3 near 2), and the logits of a random ViT-B moved 3e-3
 relative, the size of bf16's own error against float32.
