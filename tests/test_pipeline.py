@@ -280,13 +280,29 @@ def test_a_slow_video_holds_back_only_its_own_worker(videos, classifier, process
     from videomae.pipeline import decoded_videos
 
     dataset = VideoClips(videos, processor, clip_len=4, sampling_rate=2, num_clips=1, decoder=_SlowFirst(videos[0]))
-    arrived = [v.index for v in decoded_videos(dataset, 2, threads=threads, in_order=False)]
+    arrived = [v.index for v in decoded_videos(dataset, 2, threads=threads, ordered=False)]
     assert sorted(arrived) == list(range(len(videos))) and arrived.index(0) >= 2  # in order: first
     assert [v.index for v in decoded_videos(dataset, 2, threads=threads)] == list(range(len(videos)))
     results = list(classify_videos(videos, classifier, processor, num_clips=1, num_workers=2,
                                    decoder=_SlowFirst(videos[0]), dtype="float32"))
     assert [r.path for r in results] == videos
     assert results[2].error is not None and all(r.ok for i, r in enumerate(results) if i != 2)
+
+
+def test_out_of_order_decoding_on_a_torch_without_in_order(videos, processor, monkeypatch) -> None:  # noqa: ANN001
+    """torch < 2.6 has no DataLoader in_order: the workers get a deeper queue instead."""
+    import types
+
+    import videomae.pipeline as pipeline
+
+    dataset = VideoClips(videos, processor, clip_len=4, sampling_rate=2, num_clips=1)
+    loader = pipeline.decoded_videos(dataset, 2, ordered=False)
+    assert getattr(loader, "in_order", False) is False and loader.prefetch_factor == 2
+    monkeypatch.setattr(pipeline, "inspect", types.SimpleNamespace(signature=lambda _: types.SimpleNamespace(
+        parameters={})))  # the module's own view of DataLoader's signature, as on torch 2.4
+    older = pipeline.decoded_videos(dataset, 2, ordered=False)
+    assert older.prefetch_factor == 4 and getattr(older, "in_order", True) is True
+    assert sorted(v.index for v in older) == list(range(len(videos)))
 
 
 @pytest.mark.parametrize("decoder", ["nvdec"])

@@ -213,12 +213,12 @@ def _as_is(item: DecodedVideo) -> DecodedVideo:
 
 
 def decoded_videos(dataset: VideoClips, num_workers: int, pin_memory: bool = False,
-                   threads: bool = False, in_order: bool = True) -> Iterable[DecodedVideo]:
+                   threads: bool = False, ordered: bool = True) -> Iterable[DecodedVideo]:
     """The dataset's items, decoded `num_workers` processes ahead (0: here, in turn); `threads`:
     threads of this process instead (a GPU decoder, whose CUDA context worker processes cannot
     share; NVDEC and PyAV both release the GIL while decoding).
 
-    `in_order=False` yields each item as it is done (`DecodedVideo.index` says which): one slow
+    `ordered=False` yields each item as it is done (`DecodedVideo.index` says which): one slow
     video then holds back only its own worker. In order, every worker waits once it is two
     items ahead of the slowest (a long file, a far seek); on an H200's 16 cores embedding ran at
     55-59% of the same decoding in bare processes, and this was one suspect
@@ -227,16 +227,17 @@ def decoded_videos(dataset: VideoClips, num_workers: int, pin_memory: bool = Fal
     if workers == 0:
         return (dataset[i] for i in range(len(dataset)))
     if threads:
-        return _threaded_items(dataset, workers, in_order)
+        return _threaded_items(dataset, workers, ordered)
     options = {}
-    if not in_order:  # torch >= 2.6 hands each worker new work as soon as it delivers; older: a deeper queue
+    if not ordered:  # DataLoader's in_order (torch >= 2.6, looked up: the floor is 2.4) hands each worker new
+        # work as soon as it delivers; older torch: a deeper queue
         options = {"in_order": False} if "in_order" in inspect.signature(DataLoader).parameters else \
             {"prefetch_factor": 4}
     return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
                       pin_memory=pin_memory, worker_init_fn=one_thread_worker, **{"prefetch_factor": 2, **options})
 
 
-def _threaded_items(dataset: VideoClips, workers: int, in_order: bool = True) -> Iterator[DecodedVideo]:
+def _threaded_items(dataset: VideoClips, workers: int, ordered: bool = True) -> Iterator[DecodedVideo]:
     """Items from `workers` threads, at most 2 * workers decoded ahead; in order, or as done."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -244,7 +245,7 @@ def _threaded_items(dataset: VideoClips, workers: int, in_order: bool = True) ->
         pending: deque = deque()
 
         def take() -> DecodedVideo:  # the oldest item, or (out of order) the first one done
-            if in_order:
+            if ordered:
                 return pending.popleft().result()
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             future = next(f for f in pending if f in done)
@@ -289,7 +290,7 @@ def start_decoding(paths: Sequence[str | os.PathLike], processor: VideoMAEImageP
                          decoder_resize, frame_stride)
     workers = default_num_workers() if num_workers is None else num_workers
     videos = decoded_videos(dataset, workers, pin_memory=device.type == "cuda" and not gpu_decoding,
-                            threads=gpu_decoding, in_order=False)  # run_videos puts the results in order
+                            threads=gpu_decoding, ordered=False)  # run_videos puts the results in order
     return Decoding(dataset, iter(videos))
 
 
