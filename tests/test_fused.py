@@ -18,16 +18,19 @@ def test_fc1_gelu_equals_fc1_then_gelu():
     out = fused.fc1_gelu(fc1, x)
     assert out.shape == (2, 7, 48)
     torch.testing.assert_close(out, act(fc1(x)), rtol=1e-5, atol=1e-6)
+    low = fused.fc1_gelu(fc1, x, torch.bfloat16)  # as under autocast: the operands in bf16
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), act(fc1.bfloat16()(x.bfloat16())).float(), rtol=2e-2, atol=2e-2)
 
 
 def test_not_taken_on_the_cpu_in_float32_with_gradients_or_other_layers():
     fc1, act = nn.Linear(16, 48), nn.GELU()
     x = torch.randn(3, 16)
     with torch.no_grad():
-        assert not fused.eligible(fc1, act, x)  # a CPU tensor
-        assert not fused.eligible(fc1, act, x.bfloat16())
-        assert not fused.eligible(fc1, nn.ReLU(), x)
-        assert not fused.eligible(nn.Linear(16, 48, bias=False), act, x)
+        assert fused.fused_dtype(fc1, act, x) is None  # a CPU tensor
+        assert fused.fused_dtype(fc1, act, x.bfloat16()) is None
+        assert fused.fused_dtype(fc1, nn.ReLU(), x) is None
+        assert fused.fused_dtype(nn.Linear(16, 48, bias=False), act, x) is None
 
 
 def test_eager_attention_also_keeps_the_gelu_apart():

@@ -123,10 +123,14 @@ def test_fused_gelu_runs_in_bf16_inference_only(monkeypatch):
     config, pixels, _ = _inputs()
     calls = []
     original = fused.fc1_gelu
-    monkeypatch.setattr(fused, "fc1_gelu", lambda fc1, x: calls.append(x.shape) or original(fc1, x))
+    monkeypatch.setattr(fused, "fc1_gelu", lambda fc1, x, dtype=None: calls.append(dtype) or original(fc1, x, dtype))
     model = _perturb(videomae.VideoMAEForVideoClassification(config)).cuda().eval()
     reference = model(pixels.cuda()).logits.detach()  # float32, gradients on: unfused
     assert not calls
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):  # as classify / embed run
+        autocast = model(pixels.cuda()).logits.float()
+    assert calls == [torch.bfloat16] * config.num_hidden_layers and rel_err(autocast, reference) < BF16_TOL
+    calls.clear()
     model = model.bfloat16()
     x = pixels.cuda().bfloat16()
     with torch.inference_mode():

@@ -191,8 +191,9 @@ class Mlp(nn.Module):
         self.explicit = False  # True: the reference computation (no fused GELU), as Attention.explicit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.explicit and fused.eligible(self.fc1, self.act, x):
-            return self.drop(self.fc2(fused.fc1_gelu(self.fc1, x)))
+        dtype = None if self.explicit else fused.fused_dtype(self.fc1, self.act, x)
+        if dtype is not None:
+            return self.drop(self.fc2(fused.fc1_gelu(self.fc1, x, dtype)))
         return self.drop(self.fc2(self.act(self.fc1(x))))
 
 
