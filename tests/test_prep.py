@@ -317,3 +317,24 @@ def test_classify_and_embed_sample_prepared_videos_at_the_source_rate(class_fold
     np.testing.assert_allclose(clip_times(stored, 4, 4, 2), clip_times(source, 4, 4, 2), atol=0.07)
     odd = VideoClips([stored], processor, 4, 3, 2)[0]
     assert odd.clips is None and str(stored) in odd.error and "sampling_rate 3" in odd.error
+
+
+def test_embed_command_reads_and_takes_the_frame_stride(class_folders: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """`videomae embed` on a prepared folder: the stride reaches the sampling (an explicit
+    --frame-stride that the rate is no multiple of is each video's error, naming it)."""
+    from videomae import VideoMAEConfig, VideoMAEModel
+    from videomae.cli import main
+
+    dst = tmp_path / "dst"
+    prepare(class_folders, dst, frame_stride=2, keyint=4, **FAST)
+    model = tmp_path / "model"
+    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=64)).save_pretrained(model)
+    common = ["embed", str(dst), "--model", str(model), "--num-clips", "1", "--num-workers", "0",
+              "--sampling-rate", "4", "--device", "cpu", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "a.npy")]) == 0  # prep.json's stride 2 divides 4
+    assert np.load(tmp_path / "a.npy").shape == (3, 32)
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "b.npy"), "--frame-stride", "3"]) == 1
+    assert f"{dst / 'cat' / 'a1.mp4'}: sampling_rate 4 is not a multiple of the videos' frame_stride 3" in \
+        capsys.readouterr().err
