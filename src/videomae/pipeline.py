@@ -228,13 +228,14 @@ def decoded_videos(dataset: VideoClips, num_workers: int, pin_memory: bool = Fal
         return (dataset[i] for i in range(len(dataset)))
     if threads:
         return _threaded_items(dataset, workers, ordered)
-    options = {}
+    prefetch, unordered = 2, {}
     if not ordered:  # DataLoader's in_order (torch >= 2.6, looked up: the floor is 2.4) hands each worker new
-        # work as soon as it delivers; older torch: a deeper queue
-        options = {"in_order": False} if "in_order" in inspect.signature(DataLoader).parameters else \
-            {"prefetch_factor": 4}
+        if "in_order" in inspect.signature(DataLoader).parameters:  # work as soon as it delivers
+            unordered = {"in_order": False}
+        else:  # older torch: a deeper queue instead
+            prefetch = 4
     return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
-                      pin_memory=pin_memory, worker_init_fn=one_thread_worker, **{"prefetch_factor": 2, **options})
+                      pin_memory=pin_memory, prefetch_factor=prefetch, worker_init_fn=one_thread_worker, **unordered)
 
 
 def _threaded_items(dataset: VideoClips, workers: int, ordered: bool = True) -> Iterator[DecodedVideo]:
