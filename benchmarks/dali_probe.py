@@ -11,7 +11,7 @@ any folder of videos. Cases, per variant:
   frame index DALI builds per file (`build_index=False`);
 - `fn.readers.video` (GPU): DALI picking the clips itself (sequence_length 16 at the sampling
   stride, random shuffle), the reader a DALI training loop would use.
-Frame counts come from `count_frames` (read_video's) before timing. A pixel check compares a few
+Frame counts come from `probe_video` (read_video's count) before timing. A pixel check compares a few
 DALI clips with `read_video`'s frames at the same indices (the colour conversion may differ a few levels; a
 wrong frame differs by far more). The CPU backend decodes VP8 / VP9 / MJPEG only (no H.264):
 `--device cpu` on such files checks the script without a GPU.
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from pipeline import _clip_indices  # noqa: E402
 from videomae.data.datasets import load_records  # noqa: E402
 from videomae.prep import stored_frame_stride  # noqa: E402
-from videomae.video import count_frames, read_video  # noqa: E402
+from videomae.video import probe_video, read_video  # noqa: E402
 
 NUM_FRAMES = 16
 
@@ -56,7 +56,7 @@ def trainer_indices(paths: list[str], rate: int) -> list[np.ndarray]:
     """Each video's training clip, as pipeline.py's decode stage draws it (num_sample 1, seed 0)."""
     out = []
     for index, path in enumerate(paths):
-        total = count_frames(path)
+        total = probe_video(path).num_frames  # read_video's count (a demux pass)
         out.append(np.asarray(_clip_indices(path, index, NUM_FRAMES, rate, 1, 0, total), dtype=np.int32))
     return out
 

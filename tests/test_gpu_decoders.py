@@ -1,4 +1,4 @@
-"""What the GPU decoders share, checked on the CPU: which frames to decode, the resize, and the
+"""The GPU decoder's own steps, checked on the CPU: which frames to decode, the resize, and the
 errors for a decoder that cannot run here."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from videomae.data.gpu_decoders import gpu_decoder
-from videomae.data.gpu_frames import frames_to_decode, resize_short_side
+from videomae.data.nvdec import frames_to_decode, resize_short_side
 from videomae.video import VideoDecodeError, stored_size
 
 

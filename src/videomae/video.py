@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-__all__ = ["VideoDecodeError", "VideoInfo", "count_frames", "probe_video", "read_video"]
+__all__ = ["VideoDecodeError", "VideoInfo", "probe_video", "read_video"]
 
 PathLike = str | os.PathLike
 Container = av.container.InputContainer
@@ -277,16 +277,6 @@ def stored_size(size: int, width: int, height: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- public
-
-
-def count_frames(path: PathLike) -> int:
-    """The number of frames `read_video` indexes (one demux pass, no decoding): what a decoder
-    that takes indices up front needs to draw a clip as `read_video` would."""
-    container, stream, name = _open(path)
-    try:
-        return len(_scan(container, stream, name).pts)
-    finally:
-        container.close()
 
 
 def probe_video(path: PathLike, count_frames: bool = True) -> VideoInfo:

@@ -4,10 +4,10 @@ Why PyNvVideoCodec: it is the one registry package that reaches NVDEC with no sy
 (its wheel carries its own demuxer), its frames come out as CUDA tensors through DLPack, and it
 converts to RGB on the GPU. NVIDIA DALI's video decoder, measured against it on an H200 at the
 trainer's frame indices, decoded 11-16 clips/s to this one's 54-89 (`benchmarks/dali_probe.py`);
-torchcodec's CUDA path needs FFmpeg
-libraries installed on the system. Measured on an H200 (benchmarks/RESULTS.md): PyNvVideoCodec's
-colours are within 2 levels of PyAV's; creating a decoder costs more than a clip's decoding, so
-each thread keeps one and points it at the next file (`reconfigure_decoder`).
+torchcodec's CUDA path needs FFmpeg libraries installed on the system. Measured on an H200
+(benchmarks/RESULTS.md): PyNvVideoCodec's colours are within 2 levels of PyAV's; creating a
+decoder costs more than a clip's decoding, so each thread keeps one and points it at the next
+file (`reconfigure_decoder`).
 
 Frame i is the i-th frame of the stream as PyNvVideoCodec counts them, which is PyAV's
 presentation-order index on constant-frame-rate files (the tests check the frames agree). The
@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..video import VideoDecodeError
-from .gpu_frames import frames_to_decode, resize_short_side
+from ..transforms import resize
+from ..video import VideoDecodeError, stored_size
 
-__all__ = ["NvdecDecoder", "nvdec_available"]
+__all__ = ["NvdecDecoder", "nvdec_available", "frames_to_decode", "resize_short_side"]
 
 
 def nvdec_available() -> bool:
@@ -86,3 +86,27 @@ class NvdecDecoder:
             self._local.decoder = None
             raise VideoDecodeError(f"{path}: NVDEC decoding failed ({type(err).__name__}: {err})") from err
         return clip.permute(0, 2, 3, 1)  # (N, H, W, 3), a view
+
+
+def frames_to_decode(path: str, indices: Sequence[int] | np.ndarray | Callable[[int], Sequence[int]],
+                     count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct frames to decode for `indices` (or for a pick given the frame count),
+    and where each wanted frame sits among them; errors name the file."""
+    wanted = np.asarray(indices(count) if callable(indices) else indices, dtype=np.int64).reshape(-1)
+    if wanted.size == 0:
+        raise VideoDecodeError(f"{path}: no frame indices given")
+    bad = wanted[(wanted < 0) | (wanted >= count)]
+    if bad.size:
+        raise VideoDecodeError(f"{path}: frame index {int(bad[0])} out of range: the video has {count} frames "
+                               f"(0..{count - 1})")
+    unique, inverse = np.unique(wanted, return_inverse=True)
+    return unique, inverse.reshape(-1)
+
+
+def resize_short_side(planes: torch.Tensor, short_side: int | None) -> torch.Tensor:
+    """(N, 3, H, W) frames with their shorter side `short_side`, sized as `read_video` sizes them."""
+    if short_side is None:
+        return planes
+    height, width = planes.shape[-2:]
+    new_width, new_height = stored_size(short_side, width, height)
+    return resize(planes, (new_height, new_width))

@@ -132,7 +132,7 @@ class ClipOptions(BaseOptions):
     std: tuple[float, float, float] = _opt(IMAGENET_DEFAULT_STD, "per-channel normalisation std (ImageNet)")
     frame_stride: int | None = _opt(None, "the videos keep every N-th source frame (`videomae prep --frame-stride`); "
                                           "None: read it from the prep.json that `videomae prep` writes, else 1")
-    decoder: str = _opt("pyav", "'pyav' (CPU, worker processes), 'nvdec' (GPU decoding in threads of the training "
+    decoder: str = _opt("pyav", "'pyav' (CPU, worker processes) or 'nvdec' (GPU decoding in threads of the training "
                                 "process; needs PyNvVideoCodec: pip install videomae[gpu])")
 
     def validate(self) -> None:
