@@ -9,7 +9,9 @@ files at 101. This script separates the layers, each on embed's own clip (the mi
   pool-items        `VideoClips` items (adds the processor's crop), pool, no tensors sent back
   loader-ordered    `decoded_videos`: DataLoader workers, items in input order, tensors sent back
   loader-unordered  the same, items as they finish (what `run_videos` uses now)
-  loader-pinned     the same, pinned for the GPU (CUDA only)
+  loader-pinned     the same, pinned for the GPU by DataLoader's pinning thread (CUDA only)
+  loader-upload     the same, not pinned: each item copied to the GPU as it arrives (CUDA only;
+                    what `run_videos` does now)
   embed             `embed_videos` with the model loaded (a random ViT-B on CUDA; tiny on the CPU)
 
     python benchmarks/embed_gap.py --dir D [--repeat 3] [--workers 15] [--results R.json]
@@ -56,6 +58,10 @@ def _item(dataset: VideoClips, index: int) -> int:
     return 0 if video.clips is None else video.clips.shape[0]
 
 
+def _upload(video) -> torch.Tensor | None:  # noqa: ANN001
+    return None if video.clips is None else video.clips.cuda()
+
+
 def timed(label: str, run, count: int) -> dict:  # noqa: ANN001
     """videos/s of `run()` (which returns an iterable of per-video results) and when the first came."""
     started = time.perf_counter()
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if cuda:
         rows.append(timed("loader-pinned", lambda: decoded_videos(dataset, args.workers, pin_memory=True,
                                                                   ordered=False), len(paths)))
+        rows.append(timed("loader-upload", lambda: map(_upload, decoded_videos(dataset, args.workers, ordered=False)),
+                          len(paths)))
     device = torch.device("cuda" if cuda else "cpu")
     model = VideoMAEModel(config).to(device).eval()
     options = dict(num_clips=1, batch_size=32, num_workers=args.workers, decoder_resize=True,

@@ -86,6 +86,12 @@ class Setup:
     def frame_stride(self, variant: str) -> int:
         return stored_frame_stride(self.data(variant))
 
+    def resize_to(self, variant: str) -> int:
+        """The short side the trainer resizes to: the recipe's 320 at 224 px, or the prepared
+        short side where `prep` stored less (the recipe asks for at least 256)."""
+        stored = PREPARED.get(variant, {}).get("short_side")
+        return self.short_side if self.quick or stored is None else min(stored, self.short_side)
+
 
 def record(results: Path, entry: dict) -> None:
     entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **entry}
@@ -106,8 +112,9 @@ def stage_generate(s: Setup) -> dict:
             "portrait": summary["portrait"], "seconds": summary["seconds_to_make"]}
 
 
-# prepared variants: `videomae prep` options (the defaults, and every 4th frame kept)
-PREPARED = {"prepared": {}, "prepared-s4": {"frame_stride": 4}}
+# prepared variants: `videomae prep` options (the defaults; every 4th frame kept; and at short side 256)
+PREPARED = {"prepared": {}, "prepared-s4": {"frame_stride": 4},
+            "prepared-s4-256": {"frame_stride": 4, "short_side": 256}}
 
 
 def stage_prep(s: Setup, variant: str) -> dict:
@@ -140,7 +147,7 @@ def stage_decode(s: Setup, variant: str) -> list[dict]:
     rate = s.rate // s.frame_stride(variant)
     out = []
     for num_sample in (1, 2):
-        jobs = [(r.path, i, s.num_frames, rate, num_sample, s.short_side) for i, r in enumerate(records)]
+        jobs = [(r.path, i, s.num_frames, rate, num_sample, s.resize_to(variant)) for i, r in enumerate(records)]
         with ProcessPoolExecutor(s.workers) as pool:
             list(pool.map(_pyav_decode, jobs[: 2 * s.workers]))  # warm the processes
             started = time.perf_counter()
@@ -159,49 +166,60 @@ def stage_decode(s: Setup, variant: str) -> list[dict]:
 
 
 def _nvdec_decode(s: Setup, records: list, rate: int) -> list[dict]:
+    """NVDEC in 8, 16 and 32 threads, each with its own decoder pointed at file after file (as
+    `NvdecDecoder` does), timed once every thread has made its decoder and decoded one clip: as
+    the PyAV pool is warmed first. Making a decoder costs about 0.1 s and they are made one at a
+    time, so untimed-start runs of 160 files mostly measured decoder creation (32 threads: ~3 s)."""
     import PyNvVideoCodec as nvc
 
     results = []
     for threads in (8, 16, 32):
         lock = threading.Lock()
-        todo = list(enumerate(records))
+        todo = list(enumerate(records)) * s.args.repeat
         done = [0]
+        ready = threading.Barrier(threads + 1, timeout=300)  # broken (an error) rather than a hang
 
-        def work(lock: threading.Lock = lock, todo: list = todo, done: list = done) -> None:
-            decoder = None
+        def clip(decoder, index: int, rec) -> torch.Tensor:  # noqa: ANN001
+            idx = _clip_indices(rec.path, index, s.num_frames, rate, 1, 0, len(decoder))
+            return torch.stack([torch.from_dlpack(f) for f in decoder.get_batch_frames_by_index([int(i) for i in idx])])
+
+        def work(first: int, lock: threading.Lock = lock, todo: list = todo, done: list = done,
+                 ready: threading.Barrier = ready) -> None:
+            rec = records[first % len(records)]
+            decoder = nvc.SimpleDecoder(rec.path, gpu_id=0, use_device_memory=True,
+                                        output_color_type=nvc.OutputColorType.RGBP)
+            clip(decoder, first, rec)  # warm
+            ready.wait()
             while True:
                 with lock:
                     if not todo:
                         return
                     index, rec = todo.pop()
-                if decoder is None:
-                    decoder = nvc.SimpleDecoder(rec.path, gpu_id=0, use_device_memory=True,
-                                                output_color_type=nvc.OutputColorType.RGBP)
-                else:
-                    decoder.reconfigure_decoder(rec.path)
-                idx = _clip_indices(rec.path, index, s.num_frames, rate, 1, 0, len(decoder))
-                frames = decoder.get_batch_frames_by_index([int(i) for i in idx])
-                clip = torch.stack([torch.from_dlpack(f) for f in frames])
+                decoder.reconfigure_decoder(rec.path)
+                frames = clip(decoder, index, rec)
                 with lock:
-                    done[0] += clip.shape[0] // s.num_frames
+                    done[0] += frames.shape[0] // s.num_frames
 
-        started = time.perf_counter()
-        pool = [threading.Thread(target=work) for _ in range(threads)]
+        pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
         for t in pool:
             t.start()
+        ready.wait()
+        torch.cuda.synchronize()
+        started = time.perf_counter()
         for t in pool:
             t.join()
         torch.cuda.synchronize()
         seconds = time.perf_counter() - started
         results.append({"stage": "decode", "decoder": "nvdec", "threads": threads, "num_sample": 1,
-                        "videos_per_s": len(records) / seconds, "clips_per_s": done[0] / seconds})
+                        "videos_per_s": done[0] / seconds, "clips_per_s": done[0] / seconds,
+                        "warm": True})
     return results
 
 
 def _dataset(s: Setup, variant: str, num_sample: int) -> VideoClipDataset:
     stride = s.frame_stride(variant)
     kwargs = {"frame_stride": stride} if stride != 1 else {}
-    return VideoClipDataset(s.records(variant), s.num_frames, s.rate, s.size, s.short_side, "multiscale", False,
+    return VideoClipDataset(s.records(variant), s.num_frames, s.rate, s.size, s.resize_to(variant), "multiscale", False,
                             num_sample, 0, **kwargs)
 
 
@@ -292,7 +310,8 @@ def stage_pretrain(s: Setup, variant: str, num_sample: int = 1, decoder: str = "
         data=str(listing if listing.is_file() else s.data(variant)), output_dir=str(out_dir), model="base",
         batch_size=s.batch // num_sample, num_sample=num_sample, epochs=1000, max_steps=steps,
         num_workers=s.workers, sampling_rate=s.rate, flip=False, log_every=2, checkpoint_every=10**9, progress=False,
-        device=str(s.device), precision="bf16" if s.cuda else "fp32", warmup_steps=10, decoder=decoder)
+        device=str(s.device), precision="bf16" if s.cuda else "fp32", warmup_steps=10, decoder=decoder,
+        short_side=s.resize_to(variant))
     if s.quick:
         kwargs.update(model="small", config_overrides=TINY)
     started = time.perf_counter()
