@@ -220,9 +220,10 @@ def decoded_videos(dataset: VideoClips, num_workers: int, pin_memory: bool = Fal
 
     `ordered=False` yields each item as it is done (`DecodedVideo.index` says which): one slow
     video then holds back only its own worker. In order, every worker waits once it is two
-    items ahead of the slowest (a long file, a far seek); on an H200's 16 cores embedding ran at
-    55-59% of the same decoding in bare processes, and this was one suspect
-    (benchmarks/RESULTS.md, data path run 6)."""
+    items ahead of the slowest (a long file, a far seek).
+
+    `pin_memory`: DataLoader's pinning thread; on an H200's 16 cores it cost 12% of the rate
+    (benchmarks/embed_gap.py), so `run_videos` copies unpinned clips to the GPU instead."""
     workers = max(0, min(num_workers, len(dataset)))
     if workers == 0:
         return (dataset[i] for i in range(len(dataset)))
