@@ -169,7 +169,8 @@ def _nvdec_decode(s: Setup, records: list, rate: int) -> list[dict]:
     """NVDEC in 8, 16 and 32 threads, each with its own decoder pointed at file after file (as
     `NvdecDecoder` does), timed once every thread has made its decoder and decoded one clip: as
     the PyAV pool is warmed first. Making a decoder costs about 0.1 s and they are made one at a
-    time, so untimed-start runs of 160 files mostly measured decoder creation (32 threads: ~3 s)."""
+    time: timed from the threads' start, a run over 160 files mostly measured decoder creation
+    (32 threads: about 3 s of it)."""
     import PyNvVideoCodec as nvc
 
     results = []
