@@ -258,19 +258,23 @@ def measure(label: str, make, clips: int, flops: float, peak: float, rows: list,
 
 
 def profile_fn(cases: dict, title: str) -> None:
-    """Top CUDA kernels of two calls of each case."""
+    """Top CUDA kernels of two calls of each case, by their own time (a kernel's time is not
+    counted again in the op that launched it)."""
     from torch.profiler import ProfilerActivity, profile
 
+    cuda = torch.cuda.is_available()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     for label, fn in cases.items():
         for _ in range(3):
             fn()
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+        sync()
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
             for _ in range(2):
                 fn()
-            torch.cuda.synchronize()
+            sync()
         print(f"\n=== {title} {label} (2 calls) ===")
-        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=20, max_name_column_width=70))
+        print(prof.key_averages().table(sort_by=f"self_{'cuda' if cuda else 'cpu'}_time_total", row_limit=25,
+                                        max_name_column_width=70))
 
 
 def run_inference(args, b: Bench, modes: list[str], peak: float, rows: list) -> list[str]:
@@ -323,6 +327,15 @@ def run_inference(args, b: Bench, modes: list[str], peak: float, rows: list) -> 
     return ["inference b16", "inference b64"]
 
 
+def profile_training(theirs, ours, n: int, kind: str, cfg, b: Bench, modes: list[str]) -> None:
+    """Both training steps' kernels, eager and (with --compile) compiled in the first mode, where
+    the elementwise work is fused and what is left beside the products shows."""
+    for mode in [None, *modes[:1]]:
+        profile_fn({"transformers": train_case(theirs, n, kind, True, cfg, b, mode),
+                    "ours": train_case(ours, n, kind, False, cfg, b, mode)},
+                   f"{kind} b{n}" + (f" compiled {mode}" if mode else ""))
+
+
 def compare_training(workload: str, theirs, ours, n: int, kind: str, cfg, b: Bench, modes: list[str],
                      flops: float, peak: float, rows: list) -> None:
     """Both libraries' training step, eager and in the first two compile modes."""
@@ -340,8 +353,7 @@ def run_finetune(args, b: Bench, modes: list[str], peak: float, rows: list) -> l
     flops = clip_flops(cfg, "finetune")
     n = b.batch(16)
     if args.profile:
-        profile_fn({"transformers": train_case(theirs, n, "finetune", True, cfg, b),
-                    "ours": train_case(ours, n, "finetune", False, cfg, b)}, "finetune b16")
+        profile_training(theirs, ours, n, "finetune", cfg, b, modes)
     compare_training("finetune b16", theirs, ours, n, "finetune", cfg, b, modes, flops, peak, rows)
     if args.fp8:
         fp8_training(ours, 16, n, "finetune", cfg, b, modes, flops, peak, rows)
@@ -355,8 +367,7 @@ def run_pretrain(args, b: Bench, modes: list[str], peak: float, rows: list) -> l
     flops = clip_flops(cfg, "pretrain")
     n = b.batch(32)
     if args.profile:
-        profile_fn({"transformers": train_case(theirs, n, "pretrain", True, cfg, b),
-                    "ours": train_case(ours, n, "pretrain", False, cfg, b)}, "pretrain b32")
+        profile_training(theirs, ours, n, "pretrain", cfg, b, modes)
     compare_training("pretrain b32", theirs, ours, n, "pretrain", cfg, b, modes, flops, peak, rows)
     # ours alone at larger batches: how far the step scales before memory runs out
     for batch in (64, 128, 256):

@@ -62,9 +62,13 @@ def test_pretraining_step_draws_a_cpu_mask_each_step_as_the_trainer_does(gpu_ben
     assert not torch.equal(drawn[0], drawn[1])  # a new mask each step
 
 
-def test_every_case_runs_on_a_tiny_model_on_the_cpu(gpu_bench, tmp_path):
-    report = gpu_bench.main(["--device", "cpu", "--tiny", "--compile", "--compile-backend", "eager",
+def test_every_case_runs_on_a_tiny_model_on_the_cpu(gpu_bench, tmp_path, capsys):
+    report = gpu_bench.main(["--device", "cpu", "--tiny", "--compile", "--compile-backend", "eager", "--profile",
                              "--json", str(tmp_path / "out.json")])
+    printed = capsys.readouterr().out
+    for title in ("inference b16", "finetune b2", "finetune b2 compiled default", "pretrain b2 compiled default"):
+        for who in ("transformers", "ours"):  # --profile: a kernel table of each side, training compiled too
+            assert f"=== {title} {who} (2 calls) ===" in printed
     cases = {r["case"] for r in report["rows"]}
     for workload in ("inference b16", "inference b64", "finetune b16", "pretrain b32"):
         for who in ("transformers", "ours"):
