@@ -24,7 +24,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -481,7 +481,7 @@ def run_videos(
                 if video.clips is not None and device.type == "cuda":
                     # Uploaded as each video arrives (the GPU is idle then: forward passes end in a copy back),
                     # a few MB from the worker's shared memory; DataLoader's pinning thread cost 12% of the rate.
-                    video = replace(video, clips=video.clips.to(device))
+                    video.clips = video.clips.to(device)
                 pending[video.index] = entry
                 start = 0
                 while start < entry.expected:  # a video's clips may straddle two batches

@@ -526,4 +526,3 @@ def video_frame_stride(path: str | os.PathLike) -> int:
         if (parent / PREP_FILE).is_file():
             return stored_frame_stride(parent)
     return 1
-
