@@ -1,6 +1,7 @@
 """Where FP8 inference's time goes, against bf16: ViT-B 16x224 classification at batch 64, both
 compiled (default mode), the top CUDA kernels of two forwards each (torch profiler), and a bare
-product of ViT-B's shapes in each precision (the matrix-unit limit the layers could reach), and
+product of ViT-B's shapes in each precision (the matrix-unit limit the layers could reach), GELU
+and the quantisation of fc2's input (eager, compiled, one-pass kernel: memory-bound, GB/s), and
 fc1 with its GELU in the product's epilogue (cuBLASLt; the tanh form of GELU on the GPU) against
 the separate GELU pass (11% of the bf16 forward; the model now fuses it in inference).
 
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import videomae  # noqa: E402
 from gpu import TINY, Bench, bench, inference_case, profile_fn  # noqa: E402
 from videomae.fp8 import quantize_float8, quantize_rows  # noqa: E402
+from videomae.fp8_gelu import gelu_quantize_rows, kernel_available  # noqa: E402
 
 
 def products(b: Bench, tokens: int) -> None:
@@ -41,6 +43,8 @@ def products(b: Bench, tokens: int) -> None:
         t8q = bench(partial(quantize_rows, x), b)
         print(f"  {tokens}x{k} @ {k}x{n}: bf16 {t16:.3f} ms ({flops / t16 / 1e9:.0f} TFLOP/s), fp8 {t8:.3f} ms "
               f"({flops / t8 / 1e9:.0f} TFLOP/s), quantising the input (eager) {t8q:.3f} ms", flush=True)
+        if k == 3072:  # fc2's input: GELU then its row-wise quantisation, three ways
+            gelu_then_quantize(b, x)
         if n == 3072:  # fc1: GELU as a separate pass (training, "eager") or in the product's epilogue (inference)
             separate = bench(partial(_linear_gelu, x, w, bias), b)
             fused = bench(partial(torch._addmm_activation, bias, x, w.t(), use_gelu=True), b)
@@ -50,6 +54,22 @@ def products(b: Bench, tokens: int) -> None:
             print(f"  fc1 + GELU, bf16: product then GELU {separate:.3f} ms, GELU in the product's epilogue "
                   f"(torch._addmm_activation) {fused:.3f} ms, its error against float32 erf GELU {error:.1e}",
                   flush=True)
+
+
+def gelu_then_quantize(b: Bench, h: torch.Tensor) -> None:
+    """GELU and the row-wise e4m3 quantisation of fc1's output (tokens x 3,072): eager torch ops,
+    the same compiled (inductor's looped row reduction), and `videomae.fp8_gelu`'s one-pass
+    kernel; GB/s counts one read of h and one write of the bytes and scales."""
+    def two_steps(x: torch.Tensor):
+        return quantize_rows(torch.nn.functional.gelu(x))
+
+    moved = h.numel() * (h.element_size() + 1) + h.shape[0] * 4
+    compiled = torch.compile(two_steps)
+    for label, fn in (("eager", two_steps), ("compiled", compiled), ("one-pass kernel", gelu_quantize_rows)):
+        if label == "one-pass kernel" and not kernel_available(h):
+            continue
+        t = bench(partial(fn, h), b)
+        print(f"  GELU + quantise {tuple(h.shape)}, {label}: {t:.3f} ms ({moved / t / 1e6:.0f} GB/s)", flush=True)
 
 
 def _linear_gelu(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ direction class of the motion. Prints the median step time after the first 10 st
 mean loss of the last 20 steps of each run, and whether the FP8 run's lies within the bf16
 runs' range.
 
-    python benchmarks/fp8_training.py [--steps 300] [--json OUT.json]
+    python benchmarks/fp8_training.py [--steps 300] [--recipe tensorwise] [--layers mlp] [--json OUT.json]
     python benchmarks/fp8_training.py --device cpu --tiny --steps 4     # smoke test
 """
 
@@ -70,7 +70,9 @@ def run(kind: str, seed: int, fp8: bool, args, device: torch.device) -> dict:
         batch = 2 if args.tiny else 16
     model.to(device).train()
     if fp8:
-        convert_for_training(model)
+        select = None if args.layers == "all" else (lambda name, m: isinstance(m, torch.nn.Linear)
+                                                    and name.endswith(("mlp.fc1", "mlp.fc2")))
+        convert_for_training(model, recipe=args.recipe, select=select)
     if kind == "pretrain":
         model.forward_indexed = torch.compile(type(model).forward_indexed.__get__(model), backend=args.backend)
         net = model
@@ -113,16 +115,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--backend", default="inductor", help="torch.compile backend ('eager' for a smoke test)")
     parser.add_argument("--only", choices=("pretrain", "finetune"), action="append")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--recipe", default="rowwise", choices=("rowwise", "tensorwise", "rowwise_with_gw_hp"),
+                        help="torchao's scaling recipe for the FP8 run")
+    parser.add_argument("--layers", default="all", choices=("all", "mlp"),
+                        help="FP8 in every block's linear layers, or only the MLP's (the widest products)")
+    parser.add_argument("--seeds", type=int, default=3, help="bf16 runs (seeds 0..N-1) to compare the FP8 run with")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
               "torch": torch.__version__, "python": platform.python_version(), "rows": [], "summary": []}
     for kind in args.only or ("pretrain", "finetune"):
-        rows = [run(kind, seed, False, args, device) for seed in (0, 1, 2)] + [run(kind, 0, True, args, device)]
+        rows = [run(kind, seed, False, args, device) for seed in range(args.seeds)] + [run(kind, 0, True, args, device)]
         report["rows"] += rows
-        bf16, fp8 = rows[:3], rows[3]
+        bf16, fp8 = rows[:-1], rows[-1]
         lo, hi = min(r["final_loss"] for r in bf16), max(r["final_loss"] for r in bf16)
-        summary = {"kind": kind, "speedup": statistics.median(r["step_ms"] for r in bf16) / fp8["step_ms"],
+        summary = {"kind": kind, "recipe": args.recipe, "layers": args.layers,
+                   "speedup": statistics.median(r["step_ms"] for r in bf16) / fp8["step_ms"],
                    "bf16_final_loss_range": [lo, hi], "fp8_final_loss": fp8["final_loss"],
                    "fp8_within_bf16_range": lo <= fp8["final_loss"] <= hi}
         report["summary"].append(summary)

@@ -103,3 +103,24 @@ def test_cli_dtype_float8_needs_a_gpu_with_fp8_units(tmp_path) -> None:  # noqa:
     done = subprocess.run([sys.executable, "-m", "videomae", "classify", str(video), "--model", str(tmp_path / "m"),
                            "--dtype", "float8", "--device", "cpu"], capture_output=True, text=True)
     assert done.returncode != 0 and "FP8 matrix units" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_fc2_after_gelu_is_gelu_then_quantise_and_the_mlp_takes_it(monkeypatch) -> None:  # noqa: ANN001
+    """`forward_gelu` (one pass on the GPU; torch ops here) computes fc2(GELU(h)) exactly as the
+    two steps do, and every block's MLP of an FP8 model takes it."""
+    from videomae import fp8_gelu
+
+    torch.manual_seed(0)
+    layer = Float8Linear.from_linear(nn.Linear(128, 64))
+    h = torch.randn(2, 9, 128).bfloat16() * 3
+    assert not fp8_gelu.kernel_available(h.reshape(-1, 128))  # no CUDA: the torch ops
+    assert torch.equal(layer.forward_gelu(h), layer(torch.nn.functional.gelu(h)))
+    with pytest.raises(ValueError, match="128 features"):
+        layer.forward_gelu(torch.randn(2, 64).bfloat16())
+    calls = []
+    original = fp8_gelu.gelu_quantize_rows
+    monkeypatch.setattr(fp8_gelu, "gelu_quantize_rows", lambda x: calls.append(x.shape) or original(x))
+    model = quantize_float8(videomae.VideoMAEForVideoClassification(videomae.VideoMAEConfig(**TINY)))
+    with torch.no_grad():
+        model(torch.randn(2, 4, 3, 32, 32).bfloat16())
+    assert calls == [(2 * model.config.num_patches, TINY["intermediate_size"])] * TINY["num_hidden_layers"]

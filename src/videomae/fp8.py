@@ -24,6 +24,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from . import fp8_gelu
+
 __all__ = ["Float8Linear", "quantize_float8", "quantize_rows", "float8_supported", "convert_for_training",
            "is_float8_model", "E4M3_MAX"]
 
@@ -85,8 +87,18 @@ class Float8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Float8Linear expects inputs of {self.in_features} features, got {tuple(x.shape)}")
-        lead = x.shape[:-1]
-        q, scale = quantize_rows(x.reshape(-1, self.in_features))  # (M, K) e4m3, (M, 1)
+        return self._product(*quantize_rows(x.reshape(-1, self.in_features)), x.shape[:-1])  # (M, K) e4m3, (M, 1)
+
+    def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
+        """self(GELU(x)) with the exact GELU and the quantisation of its output in one pass on the
+        GPU (`videomae.fp8_gelu`): the MLP's fc2 on fc1's output."""
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"Float8Linear expects inputs of {self.in_features} features, got {tuple(x.shape)}")
+        flat = x.reshape(-1, self.in_features)  # (M, K)
+        return self._product(*fp8_gelu.gelu_quantize_rows(flat), x.shape[:-1])
+
+    def _product(self, q: torch.Tensor, scale: torch.Tensor, lead: torch.Size) -> torch.Tensor:
+        """(M, K) e4m3 with (M, 1) scales -> (*lead, out_features) in out_dtype."""
         out = torch._scaled_mm(q, self.weight.t(), scale_a=scale, scale_b=self.weight_scale, bias=self.bias,
                                out_dtype=self.out_dtype)  # (M, N)
         return out.reshape(*lead, self.out_features)

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 from .config import VideoMAEConfig
 from .constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from . import devices, fused, sdpa
+from .fp8 import Float8Linear
 from .initialization import init_weights
 from .masking import check_mask, decoder_targets, gather_tokens, pretraining_targets, split_indices
 from .outputs import BaseModelOutput, ImageClassifierOutput, VideoMAEForPreTrainingOutput
@@ -191,6 +192,8 @@ class Mlp(nn.Module):
         self.explicit = False  # True: the reference computation (no fused GELU), as Attention.explicit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if type(self.fc2) is Float8Linear and type(self.act) is nn.GELU and self.act.approximate == "none":
+            return self.drop(self.fc2.forward_gelu(self.fc1(x)))  # GELU and fc2's input quantisation in one pass
         dtype = None if self.explicit else fused.fused_dtype(self.fc1, self.act, x)
         if dtype is not None:
             return self.drop(self.fc2(fused.fc1_gelu(self.fc1, x, dtype)))
