@@ -21,24 +21,30 @@ CFG = dict(image_size=64, patch_size=16, num_frames=8, tubelet_size=2, hidden_si
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("shape", [(1, 3072), (1573, 3072), (64, 512), (7, 1000)])
-def test_kernel_equals_gelu_then_quantize_rows(dtype, shape):
+def test_kernel_equals_tanh_gelu_then_quantize_rows(dtype, shape):
     pytest.importorskip("triton")
     g = torch.Generator(device="cuda").manual_seed(0)
     x = (torch.randn(shape, device="cuda", generator=g) * 4).to(dtype)
     x[0, :] = 0  # a row of zeros: zeros out, a tiny scale, no NaN
     if shape[0] > 2:
         x[1, :] *= 1000  # a row far larger than the others keeps its own scale
+        x[2, :5] = torch.tensor([-1e4, -60.0, 0.0, 60.0, 1e4], dtype=dtype)  # exp2 saturates cleanly
     assert fp8_gelu.kernel_available(x)
     q, scale = fp8_gelu.gelu_quantize_rows(x)
-    q_ref, scale_ref = quantize_rows(torch.nn.functional.gelu(x))
+    tanh_gelu = torch.nn.functional.gelu(x.float(), approximate="tanh")
+    q_ref, scale_ref = quantize_rows(tanh_gelu)
     assert q.dtype == torch.float8_e4m3fn and q.shape == x.shape and scale.shape == (shape[0], 1)
-    torch.testing.assert_close(scale, scale_ref, rtol=1e-6, atol=0)
-    assert torch.all(q[0].float() == 0) and torch.isfinite(scale).all()
-    # erf's last bit may differ from torch's and move a value across a rounding boundary: at most
-    # one e4m3 step (1/8 relative) on a few values, never more
+    torch.testing.assert_close(scale, scale_ref, rtol=1e-5, atol=0)
+    assert torch.all(q[0].float() == 0) and torch.isfinite(scale).all() and torch.isfinite(q.float()).all()
+    # the kernel's exp2-and-reciprocal tanh differs from torch's in the last bits, which may move
+    # a value across an e4m3 rounding boundary: at most one step (1/8 relative), on a few values
     diff = (q.float() - q_ref.float()).abs()
-    assert float((diff > 0).float().mean()) < 1e-3
+    assert float((diff > 0).float().mean()) < 5e-3
     assert torch.all(diff <= q_ref.float().abs() / 8 + 2 ** -9)
+    # against the exact GELU: e4m3's own rounding (at most 1/16 of each value, rows of mixed size)
+    exact = torch.nn.functional.gelu(x.float())
+    back = q.float() * scale
+    assert float((back - exact).norm() / exact.norm()) < 0.04
 
 
 def test_fp8_model_on_the_gpu_eager_compiled_and_graphed_agree_with_bf16(monkeypatch):
@@ -61,5 +67,8 @@ def test_fp8_model_on_the_gpu_eager_compiled_and_graphed_agree_with_bf16(monkeyp
     monkeypatch.setattr(fp8_gelu, "kernel_available", lambda x: False)
     with torch.inference_mode():
         unfused = model(pixels).logits.float()
-    assert rel_err(eager, reference) < 0.05 and rel_err(eager, unfused) < 5e-3
-    assert rel_err(compiled, eager) < 5e-3 and rel_err(replayed, eager) < 5e-3
+    error = rel_err(eager, reference)  # FP8's own error against bf16
+    assert error < 0.05
+    # the kernel (tanh GELU, no bf16 rounding before the cast) moves the logits far less than FP8 does
+    assert rel_err(eager, unfused) < max(error / 2, 5e-3)
+    assert rel_err(compiled, eager) < 1e-2 and rel_err(replayed, eager) < 1e-2

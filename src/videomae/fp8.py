@@ -13,8 +13,9 @@ every torch >= 2.4 that has `_scaled_mm`'s row-wise form and needs no extra pack
 in FP8 needs scaled products in the backward as well; that is torchao's float8 training
 (`videomae.fp8.convert_for_training`), an optional dependency.
 
-On a CPU, `torch._scaled_mm` emulates the product (slowly): the tests use it to check the
-numbers; speed needs a GPU of compute capability 8.9 or higher.
+On a CPU the layers compute the same numbers in float32 (the e4m3 values times their scales):
+the tests use that to check them on any torch; speed needs a GPU of compute capability 8.9 or
+higher.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class Float8Linear(nn.Module):
 
     def _product(self, q: torch.Tensor, scale: torch.Tensor, lead: torch.Size) -> torch.Tensor:
         """(M, K) e4m3 with (M, 1) scales -> (*lead, out_features) in out_dtype."""
+        if not q.is_cuda:  # the same numbers in float32: torch's CPU _scaled_mm is per-tensor only before 2.12
+            out = (q.float() * scale) @ self.dequantized_weight().t()  # (M, N)
+            out = (out if self.bias is None else out + self.bias.float()).to(self.out_dtype)
+            return out.reshape(*lead, self.out_features)
         out = torch._scaled_mm(q, self.weight.t(), scale_a=scale, scale_b=self.weight_scale, bias=self.bias,
                                out_dtype=self.out_dtype)  # (M, N)
         return out.reshape(*lead, self.out_features)
