@@ -8,7 +8,8 @@ smooth random textures moving by a random shift each frame, drawn on the GPU fro
 (a learnable signal: the next frames follow from the first); the fine-tuning label is the
 direction class of the motion. Prints the median step time after the first 10 steps, the
 mean loss of the last 20 steps of each run, and whether the FP8 run's lies within the bf16
-runs' range.
+runs' range. The speed-up is against the fastest bf16 run: the process's first run can be
+slower for dozens of steps (108 against 43 ms a step at batch 64 over 80 steps, seen on an H200).
 
     python benchmarks/fp8_training.py [--steps 300] [--recipe tensorwise] [--layers mlp] [--json OUT.json]
     python benchmarks/fp8_training.py --device cpu --tiny --steps 4     # smoke test
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         bf16, fp8 = rows[:-1], rows[-1]
         lo, hi = min(r["final_loss"] for r in bf16), max(r["final_loss"] for r in bf16)
         summary = {"kind": kind, "recipe": args.recipe, "layers": args.layers,
-                   "speedup": statistics.median(r["step_ms"] for r in bf16) / fp8["step_ms"],
+                   "speedup": min(r["step_ms"] for r in bf16) / fp8["step_ms"],
                    "bf16_final_loss_range": [lo, hi], "fp8_final_loss": fp8["final_loss"],
                    "fp8_within_bf16_range": lo <= fp8["final_loss"] <= hi}
         report["summary"].append(summary)
