@@ -30,8 +30,9 @@ from . import fp8_gelu
 __all__ = ["Float8Linear", "quantize_float8", "quantize_rows", "float8_supported", "convert_for_training",
            "is_float8_model", "E4M3_MAX"]
 
-E4M3 = torch.float8_e4m3fn
-E4M3_MAX = float(torch.finfo(E4M3).max)  # 448
+E4M3 = fp8_gelu.E4M3
+E4M3_MAX = fp8_gelu.E4M3_MAX  # 448
+quantize_rows = fp8_gelu.quantize_rows
 
 
 def float8_supported(device: str | torch.device) -> bool:
@@ -41,17 +42,6 @@ def float8_supported(device: str | torch.device) -> bool:
     if not hasattr(torch, "_scaled_mm") or device.type != "cuda" or not torch.cuda.is_available():
         return False
     return torch.cuda.get_device_capability(device) >= (8, 9)
-
-
-def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(M, K) -> (e4m3 (M, K), float32 scales (M, 1)) with x ~= q * scale, row by row.
-
-    The scale maps each row's largest magnitude onto e4m3's largest value (448); a row of zeros
-    gets a tiny scale rather than a division by zero."""
-    amax = x.detach().abs().amax(dim=-1, keepdim=True).float().clamp(min=1e-12)
-    scale = amax / E4M3_MAX
-    q = (x.float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(E4M3)
-    return q, scale
 
 
 class Float8Linear(nn.Module):

@@ -1,5 +1,5 @@
-"""GELU and the row-wise e4m3 quantisation of its output in one pass over the MLP's hidden
-activation (a Triton kernel, CUDA only), for FP8 inference.
+"""Row-wise e4m3 quantisation, and GELU with the quantisation of its output in one pass over
+the MLP's hidden activation (a Triton kernel, CUDA only), for FP8 inference.
 
 Why: fc2's input is the widest activation (tokens x 3,072 at ViT-B). Quantising it row by row
 needs each row's largest magnitude before the cast; compiled, inductor makes that a looped
@@ -8,7 +8,7 @@ reduction that computes GELU twice and reads the row twice, and in an H200 profi
 slower here"). A whole row fits in one program's registers (3,072 values), so one kernel reads
 fc1's output once, writes one byte per value and one scale per row.
 
-The numbers: the row-wise quantisation of `videomae.fp8.quantize_rows` (each row's largest
+The numbers: `quantize_rows` (defined here and shared with `videomae.fp8`: each row's largest
 magnitude maps to 448) applied to GELU in float32, without rounding GELU's output to bf16 first.
 On the GPU the GELU is its tanh form, as in the bf16 path's cuBLASLt epilogue
 (`videomae.fused`): the exact form's erf made the kernel arithmetic-bound (0.68 ms a layer at
@@ -25,10 +25,10 @@ import importlib.util
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gelu_quantize_rows", "kernel_available"]
+__all__ = ["gelu_quantize_rows", "quantize_rows", "kernel_available", "E4M3", "E4M3_MAX"]
 
-_E4M3 = torch.float8_e4m3fn
-_E4M3_MAX = float(torch.finfo(_E4M3).max)
+E4M3 = torch.float8_e4m3fn
+E4M3_MAX = float(torch.finfo(E4M3).max)  # 448
 _LOW = (torch.bfloat16, torch.float16)
 _MAX_WIDTH = 16384  # a row in one program's registers; wider rows take the torch ops
 # checked without importing Triton: torch.compile traces `kernel_available`
@@ -77,15 +77,24 @@ def kernel_available(x: torch.Tensor) -> bool:
             and x.shape[-1] <= _MAX_WIDTH)
 
 
-def _reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    from .fp8 import quantize_rows
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, K) -> (e4m3 (M, K), float32 scales (M, 1)) with x ~= q * scale, row by row.
 
+    The scale maps each row's largest magnitude onto e4m3's largest value (448); a row of zeros
+    gets a tiny scale rather than a division by zero."""
+    amax = x.detach().abs().amax(dim=-1, keepdim=True).float().clamp(min=1e-12)
+    scale = amax / E4M3_MAX
+    q = (x.float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(E4M3)
+    return q, scale
+
+
+def _reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return quantize_rows(F.gelu(x))
 
 
 @torch.library.custom_op("videomae::gelu_quantize_rows", mutates_args=())
 def _fused(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    q = torch.empty(x.shape, dtype=_E4M3, device=x.device)
+    q = torch.empty(x.shape, dtype=E4M3, device=x.device)
     scale = torch.empty(x.shape[0], 1, dtype=torch.float32, device=x.device)
     _triton_kernel()(x, q, scale)
     return q, scale
@@ -93,7 +102,7 @@ def _fused(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @_fused.register_fake
 def _(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return x.new_empty(x.shape, dtype=_E4M3), x.new_empty((x.shape[0], 1), dtype=torch.float32)
+    return x.new_empty(x.shape, dtype=E4M3), x.new_empty((x.shape[0], 1), dtype=torch.float32)
 
 
 def gelu_quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
