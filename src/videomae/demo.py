@@ -36,7 +36,7 @@ same model trained from scratch on those labelled clips with the same budget.
 
 The clips show a large shape gliding over a plain background; the class is the direction of
 the motion (left, right, up, down), so no single frame tells the class. The default run takes
-5-6 minutes on 2 idle CPU cores (about 2 on an H200 machine); --quick checks the pipeline in about a
+5-10 minutes on 2 idle CPU cores (about 2 on an H200 machine); --quick checks the pipeline in about a
 minute (its accuracies mean nothing); --full uses more data and steps.
 
 Writes to the output folder: data/ (the clips and their lists), pretrain/, finetune-pretrained/,

@@ -81,8 +81,8 @@ class Float8Linear(nn.Module):
         return self._product(*quantize_rows(x.reshape(-1, self.in_features)), x.shape[:-1])  # (M, K) e4m3, (M, 1)
 
     def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
-        """self(GELU(x)) with the exact GELU and the quantisation of its output in one pass on the
-        GPU (`videomae.fp8_gelu`): the MLP's fc2 on fc1's output."""
+        """self(GELU(x)), the MLP's fc2 on fc1's output: on the GPU GELU (its tanh form) and the
+        quantisation of its output run as one pass (`videomae.fp8_gelu`), elsewhere as torch ops."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Float8Linear expects inputs of {self.in_features} features, got {tuple(x.shape)}")
         flat = x.reshape(-1, self.in_features)  # (M, K)
