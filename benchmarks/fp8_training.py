@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="FP8 in every block's linear layers, or only the MLP's (the widest products)")
     parser.add_argument("--seeds", type=int, default=3, help="bf16 runs (seeds 0..N-1) to compare the FP8 run with")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1 (a bf16 run to compare with), got {args.seeds}")
     device = torch.device(args.device)
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
               "torch": torch.__version__, "python": platform.python_version(), "rows": [], "summary": []}
