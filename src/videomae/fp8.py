@@ -26,13 +26,10 @@ import torch
 from torch import nn
 
 from . import fp8_gelu
+from .fp8_gelu import E4M3, E4M3_MAX, quantize_rows
 
 __all__ = ["Float8Linear", "quantize_float8", "quantize_rows", "float8_supported", "convert_for_training",
            "is_float8_model", "E4M3_MAX"]
-
-E4M3 = fp8_gelu.E4M3
-E4M3_MAX = fp8_gelu.E4M3_MAX  # 448
-quantize_rows = fp8_gelu.quantize_rows
 
 
 def float8_supported(device: str | torch.device) -> bool:
@@ -76,17 +73,18 @@ class Float8Linear(nn.Module):
         return self.weight.float() * self.weight_scale.reshape(-1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"Float8Linear expects inputs of {self.in_features} features, got {tuple(x.shape)}")
-        return self._product(*quantize_rows(x.reshape(-1, self.in_features)), x.shape[:-1])  # (M, K) e4m3, (M, 1)
+        return self._product(*quantize_rows(self._rows(x)), x.shape[:-1])
 
     def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
         """self(GELU(x)), the MLP's fc2 on fc1's output: on the GPU GELU (its tanh form) and the
         quantisation of its output run as one pass (`videomae.fp8_gelu`), elsewhere as torch ops."""
+        return self._product(*fp8_gelu.gelu_quantize_rows(self._rows(x)), x.shape[:-1])
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., K) -> (M, K), after checking K."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Float8Linear expects inputs of {self.in_features} features, got {tuple(x.shape)}")
-        flat = x.reshape(-1, self.in_features)  # (M, K)
-        return self._product(*fp8_gelu.gelu_quantize_rows(flat), x.shape[:-1])
+        return x.reshape(-1, self.in_features)
 
     def _product(self, q: torch.Tensor, scale: torch.Tensor, lead: torch.Size) -> torch.Tensor:
         """(M, K) e4m3 with (M, 1) scales -> (*lead, out_features) in out_dtype."""

@@ -37,12 +37,9 @@ _HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 @functools.cache
 def _triton_kernel():
-    """The compiled kernel's launcher, or None where Triton does not import."""
-    try:
-        import triton
-        import triton.language as tl
-    except ImportError:
-        return None
+    """The compiled kernel's launcher (called only where `kernel_available` found Triton)."""
+    import triton
+    import triton.language as tl
 
     @triton.autotune(configs=[triton.Config({"BLOCK_M": m}, num_warps=w) for m in (1, 2, 4, 8) for w in (4, 8)],
                      key=["N"])
